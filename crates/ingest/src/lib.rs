@@ -1,1 +1,497 @@
-//! placeholder
+//! Graph ingest: turns normalized events into provenance-graph mutations.
+//!
+//! This is the only place where identities are decided:
+//! - process: UUIDv5(host, boot, pid, start_ticks). Pids are reused, the
+//!   start time within one boot is not.
+//! - file, dir, symlink, device: UUIDv5(host, dev, ino, generation). The
+//!   generation starts at 0 the first time `(dev, ino)` is seen and advances
+//!   whenever an event says the inode was newly created (O_CREAT that
+//!   created it, mkdir, mknod, symlink), so a reused inode is a new entity.
+//! - pipe, socket, anon: as files but also keyed by boot, since their inodes
+//!   live in pseudo-filesystems that restart at every boot.
+//!
+//! Paths are names attached to entities, never identities.
+//!
+//! The mapping from events to edges follows the PVM verbs (declare, source,
+//! sink, connect, name); see ARCHITECTURE.md for the table.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use tomo_event::{Call, Dir, Event, Id128, ObjKind, ObjRef, Op, ProcRef, SockAddr, SockInfo, SpawnKind};
+use tomo_store::{EdgeKind, EntityId, EntityKind, ExecInfo, Flow, Graph};
+use uuid::Uuid;
+
+/// Namespace for Tomo's UUIDv5 identities.
+const NS: Uuid = Uuid::from_u128(0x5f1e_6c1a_9b7d_4c3e_8a2f_70d0_6e4f_3b21);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct ObjKey {
+    host: Id128,
+    boot: Option<Id128>,
+    dev: u64,
+    ino: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct ProcKey {
+    host: Id128,
+    boot: Id128,
+    pid: u32,
+}
+
+/// Incremental ingest state: feed events in recording order with
+/// [`Ingest::apply`], then take the graph.
+#[derive(Default)]
+pub struct Ingest {
+    pub graph: Graph,
+    /// Current generation and entity of each inode.
+    objs: HashMap<ObjKey, (u32, EntityId)>,
+    /// The live process entity of each pid (start_ticks disambiguates reuse).
+    procs: HashMap<ProcKey, (u64, EntityId)>,
+    /// Socket peering: the connected other end of each socket entity.
+    peer: HashMap<EntityId, EntityId>,
+    /// TCP/UDP ends by (local, peer) address, to pair the two ends of a local connection.
+    inet_ends: HashMap<(SockAddr, SockAddr), EntityId>,
+    /// UNIX stream clients waiting for an accept, by server path.
+    unix_pending: HashMap<String, VecDeque<EntityId>>,
+    /// Bound datagram sockets by local address, to find a sender.
+    dgram_bound: HashMap<SockAddr, EntityId>,
+}
+
+impl Ingest {
+    pub fn new() -> Ingest {
+        Ingest::default()
+    }
+
+    pub fn into_graph(self) -> Graph {
+        self.graph
+    }
+
+    /// Apply one event. Failed operations (ret < 0) change nothing but the
+    /// process's existence and credentials: they are not flows.
+    pub fn apply(&mut self, ev: &Event) {
+        self.graph.events_applied += 1;
+        let p = self.process(ev, ev.proc);
+        {
+            let info = self.graph.process_mut(p).expect("process entity");
+            info.uid = ev.cred.uid;
+            info.euid = ev.cred.euid;
+        }
+        let ts = ev.ts_ns;
+        let call = call_name(ev.op.call());
+        match &ev.op {
+            Op::Observed { exe, argv, cwd } => {
+                let info = self.graph.process_mut(p).expect("process entity");
+                if exe.is_some() {
+                    info.exe = exe.clone();
+                }
+                if !argv.is_empty() {
+                    info.argv = argv.clone();
+                }
+                if cwd.is_some() {
+                    info.cwd = cwd.clone();
+                }
+                if let Some(exe) = exe {
+                    let label = basename(exe).to_string();
+                    let n = self.graph.entities[p as usize].current();
+                    self.graph.nodes[n as usize].label = label;
+                }
+            }
+            _ if !ev.ok() => {}
+            Op::Spawn { kind, child, .. } => {
+                if *kind == SpawnKind::Thread {
+                    return;
+                }
+                let c = self.process(ev, *child);
+                let (exe, argv, cwd, label) = {
+                    let parent = &self.graph.entities[p as usize];
+                    let info = parent.process.as_deref().expect("process");
+                    let exe = info.execs.last().map(|x| x.exe.clone()).or_else(|| info.exe.clone());
+                    let argv = info.execs.last().map(|x| x.argv.clone()).unwrap_or_else(|| info.argv.clone());
+                    (exe, argv, info.cwd.clone(), self.graph.nodes[parent.current() as usize].label.clone())
+                };
+                {
+                    let info = self.graph.process_mut(c).expect("process");
+                    info.parent = Some(p);
+                    info.ppid = ev.proc.pid;
+                    info.exe = exe;
+                    info.argv = argv;
+                    info.cwd = cwd;
+                }
+                let cn = self.graph.entities[c as usize].current();
+                self.graph.nodes[cn as usize].label = label;
+                self.graph.flow(p, c, flow(EdgeKind::Spawn, ts, 0, None, call));
+            }
+            Op::Exec { exe, argv, cwd, .. } => {
+                let path = exe.path.clone().unwrap_or_else(|| argv.first().cloned().unwrap_or_default());
+                let label = basename(&path).to_string();
+                {
+                    let info = self.graph.process_mut(p).expect("process");
+                    info.execs.push(ExecInfo { exe: path.clone(), argv: argv.clone(), ts_ns: ts });
+                    if cwd.is_some() {
+                        info.cwd = cwd.clone();
+                    }
+                }
+                // A process that has done nothing yet (fresh from fork) keeps
+                // its version; otherwise exec starts a new one.
+                let cur = self.graph.entities[p as usize].current();
+                let untouched = self.graph.out_edges(cur).is_empty()
+                    && self.graph.in_edges(cur).iter().all(|&e| self.graph.edges[e as usize].kind == EdgeKind::Spawn);
+                if untouched {
+                    self.graph.nodes[cur as usize].label = label;
+                } else {
+                    self.graph.new_version(p, ts, Some(label), EdgeKind::Exec, call);
+                }
+                if exe.kind != ObjKind::Unknown {
+                    let f = self.object(ev, exe, false);
+                    self.graph.flow(f, p, flow(EdgeKind::Load, ts, 0, None, call));
+                }
+            }
+            Op::Exit { code, signal, call } => {
+                // `exit` ends one thread; only the group's end ends the process.
+                if *call == Call::exit && ev.proc.tid != ev.proc.pid {
+                    return;
+                }
+                let info = self.graph.process_mut(p).expect("process");
+                info.end_ns = Some(ts);
+                info.exit_code = if signal.is_some() { None } else { Some(*code) };
+                info.exit_signal = *signal;
+            }
+            Op::Kill { target, signal, .. } => {
+                if *signal != 0 {
+                    let t = self.process(ev, *target);
+                    self.graph.flow(p, t, flow(EdgeKind::Signal, ts, 0, None, call));
+                }
+            }
+            Op::Open { obj, flags, created, .. } => {
+                let o = self.object(ev, obj, *created);
+                const O_TRUNC: u32 = 0o1000;
+                const O_ACCMODE: u32 = 0o3;
+                let writable = flags & O_ACCMODE != 0;
+                if *created || (flags & O_TRUNC != 0 && writable && obj.kind == ObjKind::File) {
+                    self.graph.flow(p, o, flow(EdgeKind::Write, ts, 0, Some(0), call));
+                }
+            }
+            Op::Close { .. } | Op::Dup { .. } | Op::Listen { .. } | Op::SetId { .. } => {}
+            Op::Io { dir, obj, offset, count, sock, .. } => {
+                let o = self.object(ev, obj, false);
+                if let Some(s) = sock {
+                    self.note_socket(o, s);
+                }
+                match dir {
+                    Dir::Write => {
+                        self.graph.flow(p, o, flow(EdgeKind::Write, ts, *count, *offset, call));
+                    }
+                    Dir::Read => {
+                        self.pull_from_peer(o, sock.as_ref(), ts, *count, call);
+                        self.graph.flow(o, p, flow(EdgeKind::Read, ts, *count, *offset, call));
+                    }
+                }
+            }
+            Op::Transfer { src, src_offset, dst, dst_offset, count, .. } => {
+                let s = self.object(ev, src, false);
+                let d = self.object(ev, dst, false);
+                self.pull_from_peer(s, None, ts, *count, call);
+                self.graph.flow(s, p, flow(EdgeKind::Read, ts, *count, *src_offset, call));
+                self.graph.flow(p, d, flow(EdgeKind::Write, ts, *count, *dst_offset, call));
+            }
+            Op::Mmap { obj, offset, len, prot, flags, .. } => {
+                use tomo_event::mm::*;
+                let o = self.object(ev, obj, false);
+                if prot & PROT_EXEC != 0 {
+                    self.graph.flow(o, p, flow(EdgeKind::Load, ts, *len, Some(*offset), call));
+                } else if prot & PROT_READ != 0 {
+                    self.graph.flow(o, p, flow(EdgeKind::Read, ts, *len, Some(*offset), call));
+                }
+                if prot & PROT_WRITE != 0 && flags & MAP_SHARED != 0 {
+                    self.graph.flow(p, o, flow(EdgeKind::Write, ts, *len, Some(*offset), call));
+                }
+            }
+            Op::Pipe { obj, .. } => {
+                self.object(ev, obj, true);
+            }
+            Op::Rename { new_path, obj, replaced, .. } => {
+                if let Some(r) = replaced {
+                    let r = self.object(ev, r, false);
+                    self.graph.flow(p, r, flow(EdgeKind::Unlink, ts, 0, None, call));
+                }
+                let o = self.object(ev, obj, false);
+                self.graph.name(o, new_path);
+                self.graph.flow(p, o, flow(EdgeKind::Rename, ts, 0, None, call));
+            }
+            Op::Link { new_path, obj, symbolic, .. } => {
+                // A symlink is a new inode; a hard link is a new name of the old one.
+                let o = self.object(ev, obj, *symbolic);
+                self.graph.name(o, new_path);
+                let k = if *symbolic { EdgeKind::Symlink } else { EdgeKind::Link };
+                self.graph.flow(p, o, flow(k, ts, 0, None, call));
+            }
+            Op::Unlink { obj, .. } => {
+                let o = self.object(ev, obj, false);
+                self.graph.flow(p, o, flow(EdgeKind::Unlink, ts, 0, None, call));
+            }
+            Op::Mkdir { obj, .. } => {
+                let o = self.object(ev, obj, true);
+                self.graph.flow(p, o, flow(EdgeKind::Mkdir, ts, 0, None, call));
+            }
+            Op::Mknod { obj, .. } => {
+                let o = self.object(ev, obj, true);
+                self.graph.flow(p, o, flow(EdgeKind::Mknod, ts, 0, None, call));
+            }
+            Op::Truncate { obj, length, .. } => {
+                let o = self.object(ev, obj, false);
+                self.graph.flow(p, o, flow(EdgeKind::Write, ts, 0, Some(*length), call));
+            }
+            Op::Chmod { obj, .. } => {
+                let o = self.object(ev, obj, false);
+                self.graph.flow(p, o, flow(EdgeKind::Chmod, ts, 0, None, call));
+            }
+            Op::Chown { obj, .. } => {
+                let o = self.object(ev, obj, false);
+                self.graph.flow(p, o, flow(EdgeKind::Chown, ts, 0, None, call));
+            }
+            Op::Chdir { path, .. } => {
+                if let Some(info) = self.graph.process_mut(p) {
+                    info.cwd = Some(path.clone());
+                }
+            }
+            Op::Socket { obj, sock, .. } => {
+                let o = self.object(ev, obj, true);
+                self.note_socket(o, sock);
+            }
+            Op::SocketPair { objs, .. } => {
+                let a = self.object(ev, &objs[0], true);
+                let b = self.object(ev, &objs[1], true);
+                self.peer.insert(a, b);
+                self.peer.insert(b, a);
+            }
+            Op::Bind { obj, addr, .. } => {
+                let o = self.object(ev, obj, false);
+                self.graph.name(o, &addr_name(addr));
+                self.dgram_bound.insert(addr.clone(), o);
+            }
+            Op::Connect { obj, sock, .. } => {
+                let o = self.object(ev, obj, false);
+                self.note_socket(o, sock);
+                if let (Some(SockAddr::Unix { path, .. }), true) = (&sock.peer, sock.sock_type != SOCK_DGRAM) {
+                    self.unix_pending.entry(path.clone()).or_default().push_back(o);
+                }
+            }
+            Op::Accept { listen_obj, obj, sock, .. } => {
+                let l = self.object(ev, listen_obj, false);
+                let o = self.object(ev, obj, true);
+                self.note_socket(o, sock);
+                if let Some(SockAddr::Unix { path, .. }) = &sock.local {
+                    if let Some(client) = self.unix_pending.get_mut(path).and_then(|q| q.pop_front()) {
+                        self.peer.insert(o, client);
+                        self.peer.insert(client, o);
+                    }
+                }
+                // The listening socket's name helps a reader find the server side.
+                let _ = l;
+            }
+        }
+    }
+
+    /// The process entity for `pr`, declared on first sight.
+    fn process(&mut self, ev: &Event, pr: ProcRef) -> EntityId {
+        let key = ProcKey { host: ev.host, boot: ev.boot, pid: pr.pid };
+        if let Some(&(start, e)) = self.procs.get(&key) {
+            // start_ticks 0 means "unknown"; trust the pid then.
+            if start == pr.start_ticks || pr.start_ticks == 0 || start == 0 {
+                if start == 0 && pr.start_ticks != 0 {
+                    self.procs.insert(key, (pr.start_ticks, e));
+                }
+                return e;
+            }
+        }
+        let mut name = Vec::with_capacity(48);
+        name.extend_from_slice(b"proc");
+        name.extend_from_slice(&ev.host.0);
+        name.extend_from_slice(&ev.boot.0);
+        name.extend_from_slice(&pr.pid.to_le_bytes());
+        name.extend_from_slice(&pr.start_ticks.to_le_bytes());
+        // Unknown start time: disambiguate by first sighting so a reused pid is
+        // still a new entity.
+        if pr.start_ticks == 0 {
+            name.extend_from_slice(&ev.ts_ns.to_le_bytes());
+        }
+        let uuid = Uuid::new_v5(&NS, &name);
+        let e = self.graph.declare(uuid, EntityKind::Process, ev.ts_ns, "?");
+        self.graph.index_pid(e, pr.pid);
+        let info = self.graph.process_mut(e).expect("process");
+        info.pid = pr.pid;
+        info.ppid = pr.ppid;
+        info.start_ticks = pr.start_ticks;
+        info.start_ns = ev.ts_ns;
+        self.procs.insert(key, (pr.start_ticks, e));
+        e
+    }
+
+    /// The entity of a kernel object; `created` starts a new generation.
+    fn object(&mut self, ev: &Event, obj: &ObjRef, created: bool) -> EntityId {
+        let kind = entity_kind(obj.kind);
+        let per_boot = matches!(kind, EntityKind::Pipe | EntityKind::Socket | EntityKind::Anon);
+        let unknown = obj.kind == ObjKind::Unknown && obj.ino == 0;
+        let key = ObjKey {
+            host: ev.host,
+            boot: if per_boot || unknown { Some(ev.boot) } else { None },
+            dev: obj.dev,
+            // Unresolved objects are distinguished by name only.
+            ino: if unknown { fnv(obj.path.as_deref().unwrap_or("")) } else { obj.ino },
+        };
+        let gen = match self.objs.get(&key) {
+            Some(&(_, e)) if !created => {
+                if let Some(p) = &obj.path {
+                    self.graph.name(e, p);
+                }
+                return e;
+            }
+            Some(&(g, _)) => g + 1,
+            None => 0,
+        };
+        let mut name = Vec::with_capacity(64);
+        name.extend_from_slice(b"obj");
+        name.extend_from_slice(&key.host.0);
+        if let Some(b) = key.boot {
+            name.extend_from_slice(&b.0);
+        }
+        name.extend_from_slice(&key.dev.to_le_bytes());
+        name.extend_from_slice(&key.ino.to_le_bytes());
+        name.extend_from_slice(&gen.to_le_bytes());
+        let uuid = Uuid::new_v5(&NS, &name);
+        let label = match (&obj.path, kind) {
+            (Some(p), _) => p.clone(),
+            (None, EntityKind::Pipe) => format!("pipe:[{}]", obj.ino),
+            (None, EntityKind::Socket) => format!("socket:[{}]", obj.ino),
+            (None, k) => format!("{}:[{}]", k.as_str(), obj.ino),
+        };
+        let e = self.graph.declare(uuid, kind, ev.ts_ns, &label);
+        self.graph.entities[e as usize].dev_ino = Some((obj.dev, obj.ino));
+        if let Some(p) = &obj.path {
+            self.graph.name(e, p);
+        } else {
+            self.graph.name(e, &label);
+        }
+        self.objs.insert(key, (gen, e));
+        e
+    }
+
+    /// Remember a socket's addresses and pair it with its other end when
+    /// both ends of a connection are in the recording.
+    fn note_socket(&mut self, o: EntityId, s: &SockInfo) {
+        if let (Some(l), Some(r)) = (&s.local, &s.peer) {
+            if matches!(l, SockAddr::Inet { .. }) && matches!(r, SockAddr::Inet { .. }) && !self.peer.contains_key(&o) {
+                let (l, r) = (normalize(l), normalize(r));
+                if let Some(&other) = self.inet_ends.get(&(r.clone(), l.clone())) {
+                    if other != o && s.sock_type != SOCK_DGRAM {
+                        self.peer.insert(o, other);
+                        self.peer.insert(other, o);
+                    }
+                }
+                self.inet_ends.insert((l, r), o);
+            }
+        }
+        if let Some(l) = &s.local {
+            if s.sock_type == SOCK_DGRAM {
+                self.dgram_bound.entry(normalize(l)).or_insert(o);
+            }
+        }
+    }
+
+    /// Before a read from socket `o`, carry the data over from the connected
+    /// end (or, for datagrams, from the sender identified by its address).
+    fn pull_from_peer(&mut self, o: EntityId, s: Option<&SockInfo>, ts: u64, count: u64, call: &'static str) {
+        let from = match self.peer.get(&o) {
+            Some(&p) => Some(p),
+            None => s
+                .filter(|s| s.sock_type == SOCK_DGRAM)
+                .and_then(|s| s.peer.as_ref())
+                .and_then(|a| self.dgram_bound.get(&normalize(a)).copied()),
+        };
+        if let Some(from) = from {
+            if from != o {
+                self.graph.flow(from, o, flow(EdgeKind::Flow, ts, count, None, call));
+            }
+        }
+    }
+}
+
+const SOCK_DGRAM: u16 = 2;
+
+/// Treat 0.0.0.0 binds and IPv4-mapped IPv6 alike so the two ends match.
+fn normalize(a: &SockAddr) -> SockAddr {
+    match a {
+        SockAddr::Inet { ip: IpAddr::V6(v6), port } => match v6.to_ipv4_mapped() {
+            Some(v4) => SockAddr::Inet { ip: IpAddr::V4(v4), port: *port },
+            None => a.clone(),
+        },
+        _ => a.clone(),
+    }
+}
+
+pub fn addr_name(a: &SockAddr) -> String {
+    match a {
+        SockAddr::Inet { ip: IpAddr::V4(ip), port } => format!("{ip}:{port}"),
+        SockAddr::Inet { ip: IpAddr::V6(ip), port } => format!("[{ip}]:{port}"),
+        SockAddr::Unix { path, abstract_ns: true } => format!("unix:@{path}"),
+        SockAddr::Unix { path, .. } => format!("unix:{path}"),
+        SockAddr::Unnamed => "unnamed".into(),
+        SockAddr::Other { family } => format!("af{family}"),
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+fn flow(kind: EdgeKind, ts_ns: u64, bytes: u64, offset: Option<u64>, call: &'static str) -> Flow {
+    Flow { kind, ts_ns, bytes, offset, call }
+}
+
+fn entity_kind(k: ObjKind) -> EntityKind {
+    match k {
+        ObjKind::File => EntityKind::File,
+        ObjKind::Dir => EntityKind::Dir,
+        ObjKind::Symlink => EntityKind::Symlink,
+        ObjKind::Pipe => EntityKind::Pipe,
+        ObjKind::Socket => EntityKind::Socket,
+        ObjKind::CharDev | ObjKind::BlockDev => EntityKind::Device,
+        ObjKind::Anon => EntityKind::Anon,
+        ObjKind::Unknown => EntityKind::Unknown,
+    }
+}
+
+pub fn basename(p: &str) -> &str {
+    p.rsplit('/').find(|s| !s.is_empty()).unwrap_or(p)
+}
+
+/// The name of a call, interned as a static string for edges.
+pub fn call_name(c: Call) -> &'static str {
+    macro_rules! names {
+        ($($v:ident),* $(,)?) => {
+            match c {
+                $(Call::$v => stringify!($v),)*
+                Call::other(_) => "other",
+            }
+        };
+    }
+    names!(
+        fork, vfork, clone, clone3, execve, execveat, exit, exit_group, kill, tkill, tgkill, open, openat, openat2,
+        creat, close, close_range, read, pread64, readv, preadv, preadv2, write, pwrite64, writev, pwritev,
+        pwritev2, sendfile, splice, tee, copy_file_range, mmap, lseek, dup, dup2, dup3, fcntl, pipe, pipe2, rename,
+        renameat, renameat2, link, linkat, symlink, symlinkat, unlink, unlinkat, rmdir, mkdir, mkdirat, mknod,
+        mknodat, truncate, ftruncate, chmod, fchmod, fchmodat, chown, fchown, lchown, fchownat, setuid, setreuid,
+        setresuid, setgid, setregid, setresgid, chdir, fchdir, socket, socketpair, bind, listen, connect, accept,
+        accept4, sendto, recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg, observed,
+    )
+}
+
+/// Build a graph from events in recording order.
+pub fn build<'a>(events: impl IntoIterator<Item = &'a Event>) -> Graph {
+    let mut ing = Ingest::new();
+    for ev in events {
+        ing.apply(ev);
+    }
+    ing.into_graph()
+}

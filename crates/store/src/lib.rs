@@ -1,1 +1,430 @@
-//! placeholder
+//! The provenance graph: entities with stable UUIDs, their versions (the
+//! nodes), and data-flow edges between versions.
+//!
+//! Invariants the ingest maintains and the queries rely on:
+//! - An entity is identified by a UUID that is never reused (see
+//!   `tomo-ingest` for how UUIDs are derived). Paths are names, not identities.
+//! - The graph is a DAG. Every edge goes into the *current* version of its
+//!   destination, and a version that already has an outgoing edge never gains
+//!   an incoming one: a new version is created instead. Hence all incoming
+//!   edges of a version happen before all its outgoing edges, which makes any
+//!   traversal time-respecting without filtering.
+//!
+//! This in-memory form is rebuilt from the durable log on every run; it is
+//! hand-written because adjacency by version and the versioning rule are the
+//! product's core and general graph crates model neither.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub type NodeId = u32;
+pub type EntityId = u32;
+pub type EdgeId = u32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntityKind {
+    Process,
+    File,
+    Dir,
+    Symlink,
+    Pipe,
+    Socket,
+    Device,
+    Anon,
+    Unknown,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Process => "process",
+            EntityKind::File => "file",
+            EntityKind::Dir => "dir",
+            EntityKind::Symlink => "symlink",
+            EntityKind::Pipe => "pipe",
+            EntityKind::Socket => "socket",
+            EntityKind::Device => "device",
+            EntityKind::Anon => "anon",
+            EntityKind::Unknown => "unknown",
+        }
+    }
+
+    /// Objects that hold data (PVM "stores") versus channels and actors.
+    pub fn is_object(self) -> bool {
+        self != EntityKind::Process
+    }
+}
+
+/// One program image a process ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecInfo {
+    pub exe: String,
+    pub argv: Vec<String>,
+    pub ts_ns: u64,
+}
+
+/// What is known about a process entity.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub start_ticks: u64,
+    pub parent: Option<EntityId>,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<i32>,
+    pub uid: u32,
+    pub euid: u32,
+    pub execs: Vec<ExecInfo>,
+    /// Exe and argv known without an exec (inherited from the parent at
+    /// fork, or from an `Observed` event).
+    pub exe: Option<String>,
+    pub argv: Vec<String>,
+    pub cwd: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Entity {
+    pub uuid: Uuid,
+    pub kind: EntityKind,
+    /// Names the entity was reached by, in first-seen order (paths, or
+    /// socket addresses).
+    pub names: Vec<String>,
+    /// Versions, oldest first.
+    pub versions: Vec<NodeId>,
+    /// `(dev, ino)` as the kernel reported them, for objects.
+    pub dev_ino: Option<(u64, u64)>,
+    pub process: Option<Box<ProcessInfo>>,
+    /// First time the entity appeared in the recording.
+    pub first_ns: u64,
+}
+
+impl Entity {
+    pub fn current(&self) -> NodeId {
+        *self.versions.last().expect("an entity always has a version")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub entity: EntityId,
+    pub version: u32,
+    pub created_ns: u64,
+    /// Process: basename of the program at this version. Object: its name
+    /// at creation of the version.
+    pub label: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    /// object -> process: data read (read family, recv, private mmap).
+    Read,
+    /// process -> object: data written (write family, send, O_TRUNC, creation, truncate, shared mmap).
+    Write,
+    /// file -> process: code loaded (execve binary, PROT_EXEC mmap).
+    Load,
+    /// parent -> child at fork/vfork/clone.
+    Spawn,
+    /// process version before execve -> after.
+    Exec,
+    /// previous version -> next version of one entity.
+    Version,
+    /// socket end -> connected socket end in the same recording.
+    Flow,
+    /// process -> object: metadata changes and namespace operations.
+    Rename,
+    Link,
+    Symlink,
+    Unlink,
+    Mkdir,
+    Mknod,
+    Chmod,
+    Chown,
+    /// process -> process: a signal was delivered.
+    Signal,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Read => "read",
+            EdgeKind::Write => "write",
+            EdgeKind::Load => "load",
+            EdgeKind::Spawn => "spawn",
+            EdgeKind::Exec => "exec",
+            EdgeKind::Version => "version",
+            EdgeKind::Flow => "flow",
+            EdgeKind::Rename => "rename",
+            EdgeKind::Link => "link",
+            EdgeKind::Symlink => "symlink",
+            EdgeKind::Unlink => "unlink",
+            EdgeKind::Mkdir => "mkdir",
+            EdgeKind::Mknod => "mknod",
+            EdgeKind::Chmod => "chmod",
+            EdgeKind::Chown => "chown",
+            EdgeKind::Signal => "signal",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Edge {
+    pub src: NodeId,
+    pub dst: NodeId,
+    pub kind: EdgeKind,
+    /// Time of the first event merged into this edge.
+    pub ts_ns: u64,
+    /// Time of the last event merged into this edge.
+    pub last_ns: u64,
+    /// Bytes moved, summed over merged events.
+    pub bytes: u64,
+    /// Offset of the first event (file offset or stream offset).
+    pub offset: Option<u64>,
+    /// The call of the first event (e.g. "read", "sendfile").
+    pub call: &'static str,
+    /// Number of events merged into this edge.
+    pub events: u32,
+}
+
+/// Parameters of a new flow, before it is placed between two versions.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub kind: EdgeKind,
+    pub ts_ns: u64,
+    pub bytes: u64,
+    pub offset: Option<u64>,
+    pub call: &'static str,
+}
+
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub entities: Vec<Entity>,
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+    out_adj: Vec<Vec<EdgeId>>,
+    in_adj: Vec<Vec<EdgeId>>,
+    by_uuid: HashMap<Uuid, EntityId>,
+    by_name: HashMap<String, Vec<EntityId>>,
+    by_pid: HashMap<u32, Vec<EntityId>>,
+    /// Events that were applied (for stats).
+    pub events_applied: u64,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Create an entity with its first version, or return the existing one.
+    pub fn declare(&mut self, uuid: Uuid, kind: EntityKind, ts_ns: u64, label: &str) -> EntityId {
+        if let Some(&e) = self.by_uuid.get(&uuid) {
+            return e;
+        }
+        let eid = self.entities.len() as EntityId;
+        let nid = self.push_node(eid, 0, ts_ns, label.to_string());
+        self.entities.push(Entity {
+            uuid,
+            kind,
+            names: Vec::new(),
+            versions: vec![nid],
+            dev_ino: None,
+            process: if kind == EntityKind::Process { Some(Box::default()) } else { None },
+            first_ns: ts_ns,
+        });
+        self.by_uuid.insert(uuid, eid);
+        eid
+    }
+
+    fn push_node(&mut self, entity: EntityId, version: u32, created_ns: u64, label: String) -> NodeId {
+        let nid = self.nodes.len() as NodeId;
+        self.nodes.push(Node { entity, version, created_ns, label });
+        self.out_adj.push(Vec::new());
+        self.in_adj.push(Vec::new());
+        nid
+    }
+
+    /// Attach a name (path, address) to an entity; a name can belong to
+    /// several entities over time.
+    pub fn name(&mut self, e: EntityId, name: &str) {
+        let ent = &mut self.entities[e as usize];
+        if ent.names.iter().any(|n| n == name) {
+            return;
+        }
+        ent.names.push(name.to_string());
+        let list = self.by_name.entry(name.to_string()).or_default();
+        if !list.contains(&e) {
+            list.push(e);
+        }
+    }
+
+    pub fn index_pid(&mut self, e: EntityId, pid: u32) {
+        let list = self.by_pid.entry(pid).or_default();
+        if !list.contains(&e) {
+            list.push(e);
+        }
+    }
+
+    /// Start a new version of `e` (PVM versioning), linked from the previous
+    /// one by a `Version` edge (or `kind`, e.g. `Exec`).
+    pub fn new_version(&mut self, e: EntityId, ts_ns: u64, label: Option<String>, kind: EdgeKind, call: &'static str) -> NodeId {
+        let prev = self.entities[e as usize].current();
+        let label = label.unwrap_or_else(|| self.nodes[prev as usize].label.clone());
+        let version = self.nodes[prev as usize].version + 1;
+        let nid = self.push_node(e, version, ts_ns, label);
+        self.entities[e as usize].versions.push(nid);
+        self.push_edge(Edge { src: prev, dst: nid, kind, ts_ns, last_ns: ts_ns, bytes: 0, offset: None, call, events: 1 });
+        nid
+    }
+
+    /// Record that data flowed from entity `src` to entity `dst`. Places the
+    /// edge between their current versions, versioning `dst` first if its
+    /// current version already has outgoing edges (keeps the graph acyclic
+    /// and time-correct). Consecutive identical flows between the same two
+    /// versions are merged into one edge (a causality-preserving reduction:
+    /// nothing else can have interleaved, or a version would have been cut).
+    pub fn flow(&mut self, src: EntityId, dst: EntityId, f: Flow) -> Option<EdgeId> {
+        if src == dst {
+            return None;
+        }
+        let s = self.entities[src as usize].current();
+        let mut d = self.entities[dst as usize].current();
+        if !self.out_adj[d as usize].is_empty() {
+            d = self.new_version(dst, f.ts_ns, None, EdgeKind::Version, "version");
+        }
+        if let Some(&last) = self.in_adj[d as usize].last() {
+            let e = &mut self.edges[last as usize];
+            if e.src == s && e.kind == f.kind && e.call == f.call {
+                e.bytes += f.bytes;
+                e.last_ns = f.ts_ns;
+                e.events = e.events.saturating_add(1);
+                return Some(last);
+            }
+        }
+        Some(self.push_edge(Edge {
+            src: s,
+            dst: d,
+            kind: f.kind,
+            ts_ns: f.ts_ns,
+            last_ns: f.ts_ns,
+            bytes: f.bytes,
+            offset: f.offset,
+            call: f.call,
+            events: 1,
+        }))
+    }
+
+    fn push_edge(&mut self, e: Edge) -> EdgeId {
+        let id = self.edges.len() as EdgeId;
+        self.out_adj[e.src as usize].push(id);
+        self.in_adj[e.dst as usize].push(id);
+        self.edges.push(e);
+        id
+    }
+
+    pub fn out_edges(&self, n: NodeId) -> &[EdgeId] {
+        &self.out_adj[n as usize]
+    }
+
+    pub fn in_edges(&self, n: NodeId) -> &[EdgeId] {
+        &self.in_adj[n as usize]
+    }
+
+    pub fn entity_of(&self, n: NodeId) -> &Entity {
+        &self.entities[self.nodes[n as usize].entity as usize]
+    }
+
+    pub fn by_uuid(&self, u: &Uuid) -> Option<EntityId> {
+        self.by_uuid.get(u).copied()
+    }
+
+    pub fn by_name(&self, name: &str) -> &[EntityId] {
+        self.by_name.get(name).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn by_pid(&self, pid: u32) -> &[EntityId] {
+        self.by_pid.get(&pid).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Names known for lookups, for "did you mean" messages.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(|s| s.as_str())
+    }
+
+    /// The version of `e` that was current at `ts_ns` (the last one created
+    /// at or before it), or the first version if all are later.
+    pub fn version_at(&self, e: EntityId, ts_ns: u64) -> NodeId {
+        let vs = &self.entities[e as usize].versions;
+        let i = vs.partition_point(|&n| self.nodes[n as usize].created_ns <= ts_ns);
+        vs[i.saturating_sub(1)]
+    }
+
+    pub fn process_mut(&mut self, e: EntityId) -> Option<&mut ProcessInfo> {
+        self.entities[e as usize].process.as_deref_mut()
+    }
+
+    /// Check the DAG invariant; used by tests and `tomo stats --check`.
+    pub fn is_acyclic(&self) -> bool {
+        // Kahn's algorithm over nodes.
+        let mut indeg: Vec<u32> = self.in_adj.iter().map(|v| v.len() as u32).collect();
+        let mut stack: Vec<NodeId> = (0..self.nodes.len() as NodeId).filter(|&n| indeg[n as usize] == 0).collect();
+        let mut seen = 0usize;
+        while let Some(n) = stack.pop() {
+            seen += 1;
+            for &e in &self.out_adj[n as usize] {
+                let d = self.edges[e as usize].dst as usize;
+                indeg[d] -= 1;
+                if indeg[d] == 0 {
+                    stack.push(d as NodeId);
+                }
+            }
+        }
+        seen == self.nodes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(kind: EdgeKind, ts: u64) -> Flow {
+        Flow { kind, ts_ns: ts, bytes: 1, offset: None, call: "t" }
+    }
+
+    #[test]
+    fn read_after_write_versions_the_reader_and_stays_acyclic() {
+        let mut g = Graph::new();
+        let p = g.declare(Uuid::from_u128(1), EntityKind::Process, 0, "p");
+        let f = g.declare(Uuid::from_u128(2), EntityKind::File, 0, "/f");
+        let x = g.declare(Uuid::from_u128(3), EntityKind::File, 0, "/x");
+        g.flow(x, p, flow(EdgeKind::Read, 1));
+        g.flow(p, f, flow(EdgeKind::Write, 2));
+        // Reading f back into p must not create a cycle p -> f -> p.
+        g.flow(f, p, flow(EdgeKind::Read, 3));
+        assert_eq!(g.entities[p as usize].versions.len(), 2);
+        assert!(g.is_acyclic());
+        // The first version of f depends on x only, not on the later read.
+        let f0 = g.entities[f as usize].versions[0];
+        let writer = g.edges[g.in_edges(f0)[0] as usize].src;
+        assert_eq!(writer, g.entities[p as usize].versions[0]);
+        assert_eq!(g.version_at(p, 2), g.entities[p as usize].versions[0]);
+        assert_eq!(g.version_at(p, 3), g.entities[p as usize].versions[1]);
+    }
+
+    #[test]
+    fn consecutive_flows_merge() {
+        let mut g = Graph::new();
+        let p = g.declare(Uuid::from_u128(1), EntityKind::Process, 0, "p");
+        let f = g.declare(Uuid::from_u128(2), EntityKind::File, 0, "/f");
+        for t in 0..10 {
+            g.flow(p, f, flow(EdgeKind::Write, t));
+        }
+        assert_eq!(g.edges.len(), 1);
+        assert_eq!(g.edges[0].bytes, 10);
+        assert_eq!(g.edges[0].events, 10);
+        assert_eq!(g.edges[0].last_ns, 9);
+    }
+}
