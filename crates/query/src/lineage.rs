@@ -1,0 +1,470 @@
+//! `why` (backward lineage) and `impact` (forward): the DAG around a node,
+//! rendered as a tree.
+//!
+//! The tree is built breadth-first so that every graph node is expanded at
+//! the shallowest place it occurs; other occurrences are kept as leaves with
+//! `seen: true`. Version chains are folded into the node that represents the
+//! entity (see the crate documentation for why this stays time-correct).
+
+use crate::view::{
+    describe, edge_phrase, entity_path, fmt_rel, is_library_name, json, NodeView, TextOptions, ViaView,
+};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Write};
+use tomo_store::{EdgeId, EdgeKind, EntityId, Graph, NodeId};
+
+/// Default bound on the number of tree nodes of one answer.
+pub const DEFAULT_MAX_NODES: usize = 10_000;
+
+/// Indentation stops growing past this depth (very deep chains exist: a
+/// process that alternately reads and writes one file).
+const MAX_INDENT: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Backward: what flowed into the target.
+    Why,
+    /// Forward: what the target flowed into.
+    Impact,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Why => "why",
+            Direction::Impact => "impact",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LineageOptions {
+    /// Levels of edges to follow (`None`: unlimited, bounded by `max_nodes`).
+    pub depth: Option<usize>,
+    /// Time of interest: selects the version current then and, at the root,
+    /// keeps only the edges before it (`why`) or after it (`impact`).
+    pub at: Option<u64>,
+    /// Bound on the number of tree nodes.
+    pub max_nodes: usize,
+}
+
+impl Default for LineageOptions {
+    fn default() -> LineageOptions {
+        LineageOptions { depth: None, at: None, max_nodes: DEFAULT_MAX_NODES }
+    }
+}
+
+/// One node of the answer tree.
+#[derive(Clone, Debug)]
+pub struct TreeNode {
+    /// The graph node (version) reached.
+    pub node: NodeId,
+    /// The edge from the parent tree node (`None` at the root).
+    pub via: Option<EdgeId>,
+    /// Already expanded elsewhere in the tree; no children here.
+    pub seen: bool,
+    /// For a `seen` node: the index of the tree node where it is expanded.
+    pub full: Option<usize>,
+    /// Other versions of the same entity folded into this node (older ones
+    /// for `why`, newer ones for `impact`), nearest first.
+    pub folded: Vec<NodeId>,
+    /// Indexes of the children in [`Tree::nodes`], ordered by edge time.
+    pub children: Vec<usize>,
+    /// Child edges not followed (depth limit or node cap).
+    pub more: usize,
+    /// Distance from the root in edges.
+    pub depth: usize,
+}
+
+impl TreeNode {
+    fn new(node: NodeId, via: Option<EdgeId>, depth: usize) -> TreeNode {
+        TreeNode { node, via, seen: false, full: None, folded: Vec::new(), children: Vec::new(), more: 0, depth }
+    }
+}
+
+/// The answer of `why`/`impact`. `nodes[0]` is the root.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    pub direction: Direction,
+    pub at: Option<u64>,
+    pub depth: Option<usize>,
+    pub nodes: Vec<TreeNode>,
+    /// The node cap was reached: the answer is incomplete.
+    pub capped: bool,
+    /// Remarks for the user.
+    pub notes: Vec<String>,
+}
+
+/// The version a query starts from: the one current at `at`, else the
+/// latest (`why`) or the earliest (`impact`).
+pub fn pick_version(g: &Graph, e: EntityId, at: Option<u64>, dir: Direction) -> NodeId {
+    let ent = &g.entities[e as usize];
+    match (at, dir) {
+        (Some(t), _) => g.version_at(e, t),
+        (None, Direction::Why) => ent.current(),
+        (None, Direction::Impact) => ent.versions[0],
+    }
+}
+
+/// Backward lineage of entity `e`.
+pub fn why(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
+    lineage(g, pick_version(g, e, opts.at, Direction::Why), Direction::Why, opts)
+}
+
+/// Forward impact of entity `e`.
+pub fn impact(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
+    lineage(g, pick_version(g, e, opts.at, Direction::Impact), Direction::Impact, opts)
+}
+
+/// The lineage tree of graph node `start` in direction `dir`.
+pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) -> Tree {
+    let max_nodes = opts.max_nodes.max(1);
+    let mut tree =
+        Tree { direction: dir, at: opts.at, depth: opts.depth, nodes: Vec::new(), capped: false, notes: Vec::new() };
+    let mut owner: HashMap<NodeId, usize> = HashMap::new();
+    let mut root = TreeNode::new(start, None, 0);
+    claim(g, dir, start, 0, &mut owner, &mut root.folded);
+    tree.nodes.push(root);
+    let mut queue = VecDeque::from([0usize]);
+    let mut edges = Vec::new();
+    while let Some(t) = queue.pop_front() {
+        collect(g, dir, &tree.nodes[t], if t == 0 { opts.at } else { None }, &mut edges);
+        if edges.is_empty() {
+            continue;
+        }
+        if opts.depth.is_some_and(|d| tree.nodes[t].depth >= d) {
+            tree.nodes[t].more = edges.len();
+            continue;
+        }
+        let depth = tree.nodes[t].depth + 1;
+        for (i, &e) in edges.iter().enumerate() {
+            if tree.nodes.len() >= max_nodes {
+                tree.capped = true;
+                tree.nodes[t].more = edges.len() - i;
+                break;
+            }
+            let x = &g.edges[e as usize];
+            let other = match dir {
+                Direction::Why => x.src,
+                Direction::Impact => x.dst,
+            };
+            let idx = tree.nodes.len();
+            let mut tn = TreeNode::new(other, Some(e), depth);
+            match owner.get(&other) {
+                Some(&o) => {
+                    tn.seen = true;
+                    tn.full = Some(o);
+                }
+                None => {
+                    claim(g, dir, other, idx, &mut owner, &mut tn.folded);
+                    queue.push_back(idx);
+                }
+            }
+            tree.nodes.push(tn);
+            tree.nodes[t].children.push(idx);
+        }
+    }
+    if tree.capped {
+        tree.notes.push(format!(
+            "the answer was cut at {max_nodes} nodes; narrow it with --depth or --at (or export it)"
+        ));
+    }
+    if tree.nodes.len() == 1 {
+        let name = entity_path(g, start);
+        tree.notes.push(match dir {
+            Direction::Why => format!("nothing recorded flowed into {name} (at that version)"),
+            Direction::Impact => format!("{name} affected nothing that was recorded (from that version on)"),
+        });
+    }
+    tree
+}
+
+/// Mark `v` and the rest of its version chain (backwards for `why`,
+/// forwards for `impact`) as expanded at tree node `idx`.
+fn claim(g: &Graph, dir: Direction, v: NodeId, idx: usize, owner: &mut HashMap<NodeId, usize>, folded: &mut Vec<NodeId>) {
+    owner.insert(v, idx);
+    let mut cur = v;
+    loop {
+        let next = match dir {
+            Direction::Why => g
+                .in_edges(cur)
+                .iter()
+                .map(|&e| &g.edges[e as usize])
+                .find(|x| x.kind == EdgeKind::Version)
+                .map(|x| x.src),
+            Direction::Impact => g
+                .out_edges(cur)
+                .iter()
+                .map(|&e| &g.edges[e as usize])
+                .find(|x| x.kind == EdgeKind::Version)
+                .map(|x| x.dst),
+        };
+        match next {
+            Some(n) if !owner.contains_key(&n) => {
+                owner.insert(n, idx);
+                folded.push(n);
+                cur = n;
+            }
+            _ => break,
+        }
+    }
+}
+
+/// The edges to follow from a tree node, in time order.
+fn collect(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>, out: &mut Vec<EdgeId>) {
+    out.clear();
+    for v in std::iter::once(tn.node).chain(tn.folded.iter().copied()) {
+        let list = match dir {
+            Direction::Why => g.in_edges(v),
+            Direction::Impact => g.out_edges(v),
+        };
+        for &e in list {
+            let x = &g.edges[e as usize];
+            if x.kind == EdgeKind::Version {
+                continue;
+            }
+            if let Some(at) = at {
+                let outside = match dir {
+                    Direction::Why => x.ts_ns > at,
+                    Direction::Impact => x.last_ns < at,
+                };
+                if outside {
+                    continue;
+                }
+            }
+            out.push(e);
+        }
+    }
+    out.sort_by_key(|&e| (g.edges[e as usize].ts_ns, e));
+}
+
+/// A line of the text rendering under one tree node.
+enum Item {
+    Child(usize),
+    Libs { ts: u64, names: Vec<String>, entities: Vec<EntityId> },
+    More(usize),
+}
+
+impl Tree {
+    pub fn root(&self) -> &TreeNode {
+        &self.nodes[0]
+    }
+
+    /// Every graph node of the answer (including folded versions), for
+    /// exporting it. May contain duplicates.
+    pub fn graph_nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.iter().flat_map(|t| std::iter::once(t.node).chain(t.folded.iter().copied()))
+    }
+
+    /// Every edge of the answer.
+    pub fn graph_edges(&self) -> impl Iterator<Item = EdgeId> + '_ {
+        self.nodes.iter().filter_map(|t| t.via)
+    }
+
+    /// The JSON answer: `{"direction","target":NODE,"at_ns","truncated","notes",
+    /// "root":{"node":NODE,"via":null,"children":[{"node","via","seen","children"}]}}`.
+    /// Written iteratively: trees can be deeper than the stack allows recursion.
+    pub fn write_json<W: Write + ?Sized>(&self, g: &Graph, w: &mut W) -> io::Result<()> {
+        let root = &self.nodes[0];
+        w.write_all(b"{\"direction\":")?;
+        json(w, self.direction.as_str())?;
+        w.write_all(b",\"target\":")?;
+        json(w, &NodeView::new(g, root.node))?;
+        w.write_all(b",\"at_ns\":")?;
+        json(w, &self.at)?;
+        w.write_all(b",\"truncated\":")?;
+        json(w, &self.capped)?;
+        w.write_all(b",\"notes\":")?;
+        json(w, &self.notes)?;
+        w.write_all(b",\"root\":")?;
+        self.open_json(g, 0, w)?;
+        let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+        while let Some(&(t, i)) = stack.last() {
+            let children = &self.nodes[t].children;
+            if i < children.len() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                let top = stack.len() - 1;
+                stack[top].1 += 1;
+                self.open_json(g, children[i], w)?;
+                stack.push((children[i], 0));
+            } else {
+                w.write_all(b"]}")?;
+                stack.pop();
+            }
+        }
+        w.write_all(b"}")
+    }
+
+    fn open_json<W: Write + ?Sized>(&self, g: &Graph, t: usize, w: &mut W) -> io::Result<()> {
+        let tn = &self.nodes[t];
+        w.write_all(b"{\"node\":")?;
+        json(w, &NodeView::new(g, tn.node))?;
+        w.write_all(b",\"via\":")?;
+        match tn.via {
+            Some(e) => json(w, &ViaView::new(g, e))?,
+            None => w.write_all(b"null")?,
+        }
+        if t != 0 {
+            w.write_all(b",\"seen\":")?;
+            json(w, &tn.seen)?;
+        }
+        if !tn.folded.is_empty() {
+            w.write_all(b",\"folded\":")?;
+            json(w, &tn.folded)?;
+        }
+        if tn.more > 0 {
+            w.write_all(b",\"more\":")?;
+            json(w, &tn.more)?;
+        }
+        w.write_all(b",\"children\":[")
+    }
+
+    /// The JSON answer as a string.
+    pub fn to_json_string(&self, g: &Graph) -> String {
+        let mut buf = Vec::new();
+        self.write_json(g, &mut buf).expect("writing to memory");
+        String::from_utf8(buf).expect("serde_json writes UTF-8")
+    }
+
+    /// The readable tree: one line per node with the relative time of the
+    /// edge, the edge, and the node. Leaf libraries are folded into one line
+    /// per parent unless `opts.all`.
+    pub fn write_text<W: Write + ?Sized>(&self, g: &Graph, opts: &TextOptions, w: &mut W) -> io::Result<()> {
+        let root = &self.nodes[0];
+        write!(w, "{}", describe(g, root.node, opts))?;
+        if let Some(at) = self.at {
+            write!(w, "  (at {})", fmt_rel(at, opts.origin_ns))?;
+        }
+        writeln!(w)?;
+        struct Frame {
+            items: Vec<Item>,
+            pos: usize,
+            prefix: String,
+            depth: usize,
+        }
+        let mut printed = vec![false; self.nodes.len()];
+        printed[0] = true;
+        let mut stack = vec![Frame { items: self.items(g, 0, opts), pos: 0, prefix: String::new(), depth: 1 }];
+        while let Some(f) = stack.last_mut() {
+            if f.pos >= f.items.len() {
+                stack.pop();
+                continue;
+            }
+            let i = f.pos;
+            f.pos += 1;
+            let last = f.pos == f.items.len();
+            let (depth, conn) = (f.depth, if last { "└─ " } else { "├─ " });
+            let marker = if depth > MAX_INDENT { format!("[{depth}] ") } else { String::new() };
+            let mut push = None;
+            match &f.items[i] {
+                Item::Child(c) => {
+                    let c = *c;
+                    let tn = &self.nodes[c];
+                    let e = tn.via.expect("children have an edge");
+                    write!(
+                        w,
+                        "{}{conn}{marker}{}  {}  {}",
+                        f.prefix,
+                        fmt_rel(g.edges[e as usize].ts_ns, opts.origin_ns),
+                        edge_phrase(g, e),
+                        describe(g, tn.node, opts)
+                    )?;
+                    if tn.seen {
+                        let above = tn.full.is_some_and(|o| printed[o]);
+                        write!(w, "  ({})", if above { "seen above" } else { "see below" })?;
+                    }
+                    writeln!(w)?;
+                    printed[c] = true;
+                    if !tn.seen && (!tn.children.is_empty() || tn.more > 0) {
+                        let mut prefix = f.prefix.clone();
+                        if depth < MAX_INDENT {
+                            prefix.push_str(if last { "   " } else { "│  " });
+                        }
+                        push = Some(Frame { items: self.items(g, c, opts), pos: 0, prefix, depth: depth + 1 });
+                    }
+                }
+                Item::Libs { ts, names, entities } => {
+                    let n = entities.len();
+                    let mut shown: Vec<&str> = names.iter().take(3).map(|s| s.as_str()).collect();
+                    if n > 3 {
+                        shown.push("…");
+                    }
+                    writeln!(
+                        w,
+                        "{}{conn}{marker}{}  loaded {n} librar{} ({})",
+                        f.prefix,
+                        fmt_rel(*ts, opts.origin_ns),
+                        if n == 1 { "y" } else { "ies" },
+                        shown.join(", ")
+                    )?;
+                }
+                Item::More(n) => {
+                    let why = if self.depth.is_some_and(|d| depth > d) { "beyond --depth" } else { "node cap reached" };
+                    writeln!(w, "{}{conn}{marker}… {n} more ({why})", f.prefix)?;
+                }
+            }
+            if let Some(fr) = push {
+                stack.push(fr);
+            }
+        }
+        Ok(())
+    }
+
+    fn items(&self, g: &Graph, t: usize, opts: &TextOptions) -> Vec<Item> {
+        let tn = &self.nodes[t];
+        let mut out = Vec::with_capacity(tn.children.len() + 1);
+        let mut libs: Option<usize> = None;
+        for &c in &tn.children {
+            if opts.all || !self.foldable(g, c) {
+                out.push(Item::Child(c));
+                continue;
+            }
+            let node = self.nodes[c].node;
+            let ent = g.nodes[node as usize].entity;
+            let path = entity_path(g, node);
+            let name = crate::view::clean(path.rsplit('/').next().unwrap_or(path)).into_owned();
+            match libs {
+                Some(i) => {
+                    if let Item::Libs { names, entities, .. } = &mut out[i] {
+                        if !entities.contains(&ent) {
+                            entities.push(ent);
+                            names.push(name);
+                        }
+                    }
+                }
+                None => {
+                    let ts = g.edges[self.nodes[c].via.expect("child edge") as usize].ts_ns;
+                    libs = Some(out.len());
+                    out.push(Item::Libs { ts, names: vec![name], entities: vec![ent] });
+                }
+            }
+        }
+        if tn.more > 0 {
+            out.push(Item::More(tn.more));
+        }
+        out
+    }
+
+    /// A library read or loaded by a process, with no lineage of its own
+    /// in the recording: folded in text output.
+    fn foldable(&self, g: &Graph, c: usize) -> bool {
+        if self.direction != Direction::Why {
+            return false;
+        }
+        let tn = &self.nodes[c];
+        let Some(e) = tn.via else { return false };
+        if !matches!(g.edges[e as usize].kind, EdgeKind::Load | EdgeKind::Read) {
+            return false;
+        }
+        let ent = g.entity_of(tn.node);
+        if !ent.kind.is_object()
+            || !(is_library_name(&g.nodes[tn.node as usize].label) || ent.names.iter().any(|n| is_library_name(n)))
+        {
+            return false;
+        }
+        let full = if tn.seen { tn.full.map(|f| &self.nodes[f]) } else { Some(tn) };
+        full.is_some_and(|f| f.children.is_empty() && f.more == 0)
+    }
+}
