@@ -1,0 +1,112 @@
+//! `tomo record`: run a command under the ptrace recorder, straight into the durable log.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tomo_capture_ptrace::{local_ids, record, Exit, RecordError, RecordOptions};
+use tomo_log::{RecordingMeta, Writer, WriterOptions};
+
+#[derive(Args)]
+pub struct RecordArgs {
+    /// Where to write the recording.
+    #[arg(short, long, default_value = "run.tomo")]
+    output: PathBuf,
+    /// Also keep each program's environment (it may contain secrets).
+    #[arg(long)]
+    env: bool,
+    /// Print the summary as JSON on stderr.
+    #[arg(long)]
+    json: bool,
+    /// The command to record, after `--`.
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
+    cmd: Vec<OsString>,
+}
+
+pub fn run(a: RecordArgs) -> Result<i32> {
+    // Ctrl-C goes to the whole foreground group: the recorded command decides
+    // what to do with it, and we keep recording until it is gone. A handler,
+    // unlike SIG_IGN, is reset by execve so the command sees the default.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+        signal_hook::flag::register(sig, Arc::clone(&interrupted))
+            .context("installing signal handlers")?;
+    }
+    let (host, boot) = local_ids()?;
+    let meta = RecordingMeta {
+        host,
+        boot,
+        source: "ptrace".into(),
+        command: a
+            .cmd
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect(),
+        cut_from: None,
+    };
+    let mut writer = Writer::create(&a.output, meta, WriterOptions::default())
+        .with_context(|| format!("cannot create recording {}", a.output.display()))?;
+    let opts = RecordOptions {
+        keep_env: a.env,
+        host,
+        boot,
+    };
+    let mut events = 0u64;
+    let exit = record(&a.cmd, &opts, &mut |ev| {
+        events += 1;
+        writer.append(&ev).map_err(std::io::Error::other)
+    });
+    let summary = writer
+        .finish()
+        .with_context(|| format!("cannot finish recording {}", a.output.display()))?;
+    let exit = match exit {
+        Ok(e) => e,
+        Err(e @ (RecordError::NotFound(_) | RecordError::EmptyCommand)) => {
+            // Nothing ran: leave no empty recording behind, and exit like a shell.
+            let _ = std::fs::remove_file(&a.output);
+            eprintln!("tomo: {e}");
+            return Ok(127);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let code = match exit {
+        Exit::Code(c) => c,
+        Exit::Signal(s) => 128 + s,
+    };
+    let bytes = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    if a.json {
+        let j = serde_json::json!({
+            "output": a.output, "events": events, "bytes": bytes, "exit_code": code,
+            "blocks": summary.blocks,
+        });
+        eprintln!("{j}");
+    } else {
+        eprintln!(
+            "tomo: recorded {events} events into {} ({}); command exited with {}",
+            a.output.display(),
+            human_bytes(bytes),
+            match exit {
+                Exit::Code(c) => format!("status {c}"),
+                Exit::Signal(s) => format!("signal {s}"),
+            }
+        );
+    }
+    Ok(code)
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
