@@ -3,7 +3,7 @@
 //! are resolved through the tracer's model of open file descriptions, so a
 //! `read` costs no `/proc` lookup once its descriptor is known.
 
-use crate::procfs::{self, abs_path, named_unknown, path_obj};
+use crate::procfs::{self, named_unknown, path_obj};
 use crate::sys;
 use crate::tracer::Tracer;
 use std::cell::RefCell;
@@ -72,6 +72,20 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 const EINPROGRESS: i64 = 115;
 const MAX_STR: usize = 64 << 10;
 const MAX_ARGS: usize = 64 << 10;
+
+/// `path` as an absolute name, resolved against `dirfd` like the kernel does
+/// (the working directory comes from the tracer's cache).
+fn abs_path(t: &Tracer, tid: i32, dirfd: i32, path: &str) -> String {
+    if path.starts_with('/') {
+        return procfs::join_path(None, path);
+    }
+    let base = if dirfd == libc::AT_FDCWD {
+        t.cwd(tid)
+    } else {
+        procfs::dir_of_fd(tid, dirfd)
+    };
+    procfs::join_path(base, path)
+}
 
 fn fd_arg(v: u64) -> i32 {
     v as u32 as i32
@@ -258,8 +272,8 @@ pub fn capture_entry(t: &Tracer, tid: i32, call: Call, a: [u64; 6]) -> Pending {
         closing: None,
     };
     let s = |addr: u64| read_str(tid, addr).unwrap_or_default();
-    let at = |dirfd: u64, addr: u64| abs_path(tid, fd_arg(dirfd), &s(addr));
-    let cwd_rel = |addr: u64| abs_path(tid, libc::AT_FDCWD, &s(addr));
+    let at = |dirfd: u64, addr: u64| abs_path(t, tid, fd_arg(dirfd), &s(addr));
+    let cwd_rel = |addr: u64| abs_path(t, tid, libc::AT_FDCWD, &s(addr));
     match call {
         Call::fork => p.clone_flags = libc::SIGCHLD as u64,
         Call::vfork => p.clone_flags = (libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD) as u64,
@@ -292,7 +306,7 @@ pub fn capture_entry(t: &Tracer, tid: i32, call: Call, a: [u64; 6]) -> Pending {
                         procfs::readlink(&format!("/proc/{tid}/fd/{}", fd_arg(a[0])))
                             .unwrap_or_default()
                     } else {
-                        abs_path(tid, fd_arg(a[0]), &raw)
+                        abs_path(t, tid, fd_arg(a[0]), &raw)
                     };
                     (path, a[2], a[3])
                 }
@@ -302,7 +316,7 @@ pub fn capture_entry(t: &Tracer, tid: i32, call: Call, a: [u64; 6]) -> Pending {
             if t.keep_env() {
                 p.env = Some(read_str_array(tid, envp));
             }
-            p.cwd = procfs::cwd(tid);
+            p.cwd = t.cwd(tid);
         }
         Call::close => {
             p.closing = ofd(t, tid, fd_arg(a[0])).map(|o| o.borrow().obj.clone());
@@ -356,7 +370,7 @@ pub fn capture_entry(t: &Tracer, tid: i32, call: Call, a: [u64; 6]) -> Pending {
             p.path = Some(if raw.is_empty() && flags & AT_EMPTY_PATH != 0 {
                 procfs::readlink(&format!("/proc/{tid}/fd/{}", fd_arg(a[0]))).unwrap_or_default()
             } else {
-                abs_path(tid, fd_arg(a[0]), &raw)
+                abs_path(t, tid, fd_arg(a[0]), &raw)
             });
         }
         Call::sendfile => p.off_in = if a[2] != 0 { read_u64(tid, a[2]) } else { None },
@@ -374,6 +388,127 @@ pub fn capture_entry(t: &Tracer, tid: i32, call: Call, a: [u64; 6]) -> Pending {
         _ => {}
     }
     p
+}
+
+/// Which pipe or socket an IPC transfer touches: pipes by inode; sockets
+/// all alike, since the recorder does not pair socket ends itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpcKey {
+    Pipe(u64, u64),
+    Socket,
+}
+
+impl IpcKey {
+    /// Could a write to `self` be what a read from `src` returns?
+    pub fn feeds(&self, src: &IpcKey) -> bool {
+        self == src
+    }
+}
+
+fn ipc_key(t: &Tracer, tid: i32, fd: i32) -> Option<IpcKey> {
+    let table = t.fds(tid)?;
+    let tb = table.borrow();
+    let o = tb.get(&fd)?.borrow();
+    match o.obj.kind {
+        ObjKind::Pipe => Some(IpcKey::Pipe(o.obj.dev, o.obj.ino)),
+        ObjKind::Socket => Some(IpcKey::Socket),
+        _ => None,
+    }
+}
+
+/// The pipe or socket a write-family call is about to put data into.
+pub fn ipc_target(t: &Tracer, tid: i32, p: &Pending) -> Option<IpcKey> {
+    let a = p.args;
+    let fd = match p.call {
+        Call::write | Call::writev | Call::sendto | Call::sendmsg | Call::sendmmsg | Call::tee => {
+            fd_arg(if p.call == Call::tee { a[1] } else { a[0] })
+        }
+        Call::sendfile => fd_arg(a[0]),
+        Call::splice | Call::copy_file_range => fd_arg(a[2]),
+        _ => return None,
+    };
+    ipc_key(t, tid, fd)
+}
+
+/// The pipe or socket a read-family call took data from.
+pub fn ipc_source(t: &Tracer, tid: i32, p: &Pending) -> Option<IpcKey> {
+    let a = p.args;
+    let fd = match p.call {
+        Call::read
+        | Call::readv
+        | Call::recvfrom
+        | Call::recvmsg
+        | Call::recvmmsg
+        | Call::splice
+        | Call::tee => fd_arg(a[0]),
+        Call::sendfile => fd_arg(a[1]),
+        _ => return None,
+    };
+    ipc_key(t, tid, fd)
+}
+
+/// Calls whose outcome is certain at entry are finished there, saving the
+/// exit stop: `close` of a descriptor the model knows (Linux releases the
+/// descriptor even when close reports EIO or EINTR, and EBADF cannot happen
+/// for a known one), and `lseek` to an absolute or unchanged position.
+pub fn finish_at_entry(t: &mut Tracer, tid: i32, p: &Pending) -> bool {
+    let a = p.args;
+    match p.call {
+        Call::exit => {
+            // exit(2) of one thread never returns; the process's end is
+            // reported when its last thread is gone.
+            let op = Op::Exit {
+                call: Call::exit,
+                code: a[0] as i32,
+                signal: None,
+            };
+            t.emit(tid, op, 0);
+            true
+        }
+        Call::close => {
+            let fd = fd_arg(a[0]);
+            let Some(table) = t.fds(tid) else {
+                return false;
+            };
+            let Some(o) = table.borrow_mut().remove(&fd) else {
+                return false;
+            };
+            let obj = o.borrow().obj.clone();
+            t.emit(
+                tid,
+                Op::Close {
+                    call: Call::close,
+                    fd,
+                    obj,
+                },
+                0,
+            );
+            true
+        }
+        Call::lseek => {
+            const SEEK_SET: u64 = 0;
+            const SEEK_CUR: u64 = 1;
+            let Some(table) = t.fds(tid) else {
+                return false;
+            };
+            let Some(o) = table.borrow().get(&fd_arg(a[0])).cloned() else {
+                return false;
+            };
+            let mut o = o.borrow_mut();
+            if !seekable(o.obj.kind) {
+                return false;
+            }
+            match (a[2], a[1] as i64) {
+                (SEEK_SET, off) if off >= 0 => {
+                    o.pos = off as u64;
+                    true
+                }
+                (SEEK_CUR, 0) => true,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 /// Turn a finished call into its event.
@@ -833,7 +968,8 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
             ids: [a[0] as u32, a[1] as u32, a[2] as u32],
         },
         Call::chdir | Call::fchdir => {
-            let now = procfs::cwd(tid);
+            t.forget_cwd(tid);
+            let now = t.cwd(tid);
             let path = if ok { now.clone() } else { p.path.clone() }.unwrap_or_default();
             let obj = path_obj(&path, true).unwrap_or_else(|| named_unknown(&path));
             Op::Chdir { call, path, obj }
@@ -1146,7 +1282,7 @@ pub fn finish_exec(t: &mut Tracer, tid: i32, p: Option<Pending>) {
         Some(p) if matches!(p.call, Call::execve | Call::execveat) => {
             (p.call, p.argv, p.env, p.cwd)
         }
-        _ => (Call::execve, cmdline(tid), None, procfs::cwd(tid)),
+        _ => (Call::execve, cmdline(tid), None, t.cwd(tid)),
     };
     t.emit(
         tid,

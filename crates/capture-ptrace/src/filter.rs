@@ -39,6 +39,7 @@ pub fn call_of(nr: i64) -> Option<Call> {
         }
     }
     Some(match nr {
+        SYS_exit => Call::exit,
         SYS_clone => Call::clone,
         SYS_clone3 => Call::clone3,
         SYS_execve => Call::execve,

@@ -89,22 +89,19 @@ pub fn cwd(pid: i32) -> Option<String> {
     readlink(&format!("/proc/{pid}/cwd"))
 }
 
-/// The directory a `*at` call's relative path starts from.
-pub fn dir_of(pid: i32, dirfd: i32) -> Option<String> {
-    if dirfd == libc::AT_FDCWD {
-        cwd(pid)
-    } else {
-        readlink(&format!("/proc/{pid}/fd/{dirfd}"))
-    }
+/// The directory an open directory descriptor refers to.
+pub fn dir_of_fd(pid: i32, dirfd: i32) -> Option<String> {
+    readlink(&format!("/proc/{pid}/fd/{dirfd}"))
 }
 
-/// The absolute, lexically normalized form of `path` as the tracee sees it.
-/// Symlinks are not resolved: this is the *name* the process used.
-pub fn abs_path(pid: i32, dirfd: i32, path: &str) -> String {
+/// The absolute, lexically normalized form of `path`, relative paths taken
+/// from `base` (the directory the tracee resolves them against). Symlinks
+/// are not resolved: this is the *name* the process used.
+pub fn join_path(base: Option<String>, path: &str) -> String {
     if path.starts_with('/') {
         return normalize(Path::new(path));
     }
-    let base = dir_of(pid, dirfd).unwrap_or_else(|| "/".into());
+    let base = base.unwrap_or_else(|| "/".into());
     if path.is_empty() {
         return normalize(Path::new(&base));
     }

@@ -312,24 +312,42 @@ pub fn wait_any() -> io::Result<Option<(i32, Stop)>> {
                 _ => return Err(e),
             }
         }
-        let stop = if libc::WIFEXITED(status) {
-            Stop::Exited(libc::WEXITSTATUS(status))
-        } else if libc::WIFSIGNALED(status) {
-            Stop::Signaled(libc::WTERMSIG(status))
-        } else if libc::WIFSTOPPED(status) {
-            let sig = libc::WSTOPSIG(status);
-            let event = (status >> 16) & 0xff;
-            if sig == (libc::SIGTRAP | 0x80) {
-                Stop::Syscall
-            } else if event != 0 {
-                Stop::Event(event, sig)
-            } else {
-                Stop::Signal(sig)
-            }
-        } else {
-            Stop::Other
-        };
+        let stop = decode_status(status);
         return Ok(Some((pid, stop)));
+    }
+}
+
+/// Non-blocking wait for one tracee: `Ok(None)` if it has nothing to report.
+pub fn wait_tid_nohang(tid: i32) -> io::Result<Option<Stop>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid out-pointer for the call.
+    let pid = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(Some(decode_status(status)))
+}
+
+fn decode_status(status: libc::c_int) -> Stop {
+    if libc::WIFEXITED(status) {
+        Stop::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Stop::Signaled(libc::WTERMSIG(status))
+    } else if libc::WIFSTOPPED(status) {
+        let sig = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xff;
+        if sig == (libc::SIGTRAP | 0x80) {
+            Stop::Syscall
+        } else if event != 0 {
+            Stop::Event(event, sig)
+        } else {
+            Stop::Signal(sig)
+        }
+    } else {
+        Stop::Other
     }
 }
 

@@ -26,6 +26,10 @@ pub struct Proc {
     pub cred: Cred,
     /// Shared between processes created with CLONE_FILES (and by threads).
     pub fds: Rc<RefCell<FdTable>>,
+    /// Working directory, cached: relative paths are common and a
+    /// `/proc/PID/cwd` lookup per call would cost more than the stop.
+    /// Cleared by chdir/fchdir.
+    pub cwd: RefCell<Option<String>>,
 }
 
 struct Thread {
@@ -69,6 +73,8 @@ pub struct Tracer<'a> {
     root: i32,
     root_exit: Option<Exit>,
     sink_error: Option<io::Error>,
+    /// Threads inside a write to a pipe or socket (entered, exit not yet seen).
+    inflight: HashMap<i32, calls::IpcKey>,
 }
 
 const CLONE_VM: u64 = 0x100;
@@ -99,6 +105,7 @@ impl<'a> Tracer<'a> {
             root: 0,
             root_exit: None,
             sink_error: None,
+            inflight: HashMap::new(),
         }
     }
 
@@ -118,6 +125,7 @@ impl<'a> Tracer<'a> {
                 start_ticks,
                 cred,
                 fds: Rc::new(RefCell::new(HashMap::new())),
+                cwd: RefCell::new(None),
             },
         );
         self.threads.insert(
@@ -192,6 +200,25 @@ impl<'a> Tracer<'a> {
         self.seq += 1;
         if let Err(e) = (self.sink)(ev) {
             self.sink_error = Some(e);
+        }
+    }
+
+    /// The working directory of `tid`'s process, from the cache.
+    pub fn cwd(&self, tid: i32) -> Option<String> {
+        let Some(p) = self.procs.get(&self.tgid_of(tid)) else {
+            return procfs::cwd(tid);
+        };
+        if let Some(c) = p.cwd.borrow().as_ref() {
+            return Some(c.clone());
+        }
+        let c = procfs::cwd(tid);
+        p.cwd.replace(c.clone());
+        c
+    }
+
+    pub fn forget_cwd(&self, tid: i32) {
+        if let Some(p) = self.procs.get(&self.tgid_of(tid)) {
+            p.cwd.replace(None);
         }
     }
 
@@ -287,6 +314,14 @@ impl<'a> Tracer<'a> {
             return;
         };
         let pending = calls::capture_entry(self, tid, call, args);
+        if let Some(key) = calls::ipc_target(self, tid, &pending) {
+            self.inflight.insert(tid, key);
+        }
+        if calls::finish_at_entry(self, tid, &pending) {
+            // Outcome known already: skip the exit stop (half the cost).
+            let _ = sys::cont(tid, 0);
+            return;
+        }
         if let Some(t) = self.threads.get_mut(&tid) {
             t.pending = Some(pending);
         } else {
@@ -313,14 +348,51 @@ impl<'a> Tracer<'a> {
             Ok(SyscallInfo::Exit { ret }) => Some(ret),
             _ => None,
         };
+        self.inflight.remove(&tid);
         if let (Some(p), Some(ret)) = (pending, ret) {
             // The kernel restarts these calls (after a signal handler or
             // transparently); the restarted call stops at entry again.
             if !matches!(ret, -512 | -513 | -514 | -516) {
+                if ret > 0 {
+                    if let Some(src) = calls::ipc_source(self, tid, &p) {
+                        self.settle_writers(tid, src);
+                    }
+                }
                 calls::finish(self, tid, p, ret);
             }
         }
         let _ = sys::cont(tid, 0);
+    }
+
+    /// Before a read from a pipe or socket is logged, log the writes that
+    /// fed it. Both tracees may be waiting in their exit stops and `wait`
+    /// reports them in any order; the log must not show data arriving
+    /// before it was sent. So fetch the exit stop of every tracee that is
+    /// inside a write to the same pipe (to any socket: the recorder does not
+    /// know which socket is whose peer) and finish it first. A writer still
+    /// blocked in a large write (pipe full) cannot be waited for without
+    /// stalling its reader; after ~2 ms it is left for later.
+    fn settle_writers(&mut self, reader: i32, src: calls::IpcKey) {
+        let writers: Vec<i32> = self
+            .inflight
+            .iter()
+            .filter(|(&w, k)| w != reader && k.feeds(&src))
+            .map(|(&w, _)| w)
+            .collect();
+        for w in writers {
+            for attempt in 0..200 {
+                if !self.inflight.contains_key(&w) {
+                    break;
+                }
+                match sys::wait_tid_nohang(w) {
+                    Ok(Some(stop)) => self.handle(w, stop),
+                    Ok(None) if attempt < 199 => {
+                        std::thread::sleep(std::time::Duration::from_micros(10))
+                    }
+                    _ => break,
+                }
+            }
+        }
     }
 
     fn on_spawn(&mut self, tid: i32, event: i32) {
@@ -357,6 +429,12 @@ impl<'a> Tracer<'a> {
             }
         } else {
             let (ppid, start_ticks) = procfs::stat_ids(new).unwrap_or((parent_tgid as u32, 0));
+            const CLONE_FS: u64 = 0x200;
+            // With CLONE_FS the two would share one cwd: do not trust a copy.
+            let cwd = match self.procs.get(&parent_tgid) {
+                Some(p) if flags & CLONE_FS == 0 => p.cwd.borrow().clone(),
+                _ => None,
+            };
             let (cred, fds) = match self.procs.get(&parent_tgid) {
                 Some(p) => {
                     let fds = if flags & CLONE_FILES != 0 {
@@ -380,6 +458,7 @@ impl<'a> Tracer<'a> {
                     start_ticks,
                     cred,
                     fds,
+                    cwd: RefCell::new(cwd),
                 },
             );
             self.threads.insert(
@@ -455,10 +534,12 @@ impl<'a> Tracer<'a> {
 
     fn on_exit(&mut self, tid: i32, how: Exit) {
         self.early.remove(&tid);
+        self.inflight.remove(&tid);
         let Some(t) = self.threads.remove(&tid) else {
             return;
         };
         if tid != t.tgid {
+            // A thread's own exit(2) was logged at its entry.
             return;
         }
         let (code, signal) = match how {

@@ -140,19 +140,32 @@ pub struct ObjRef {
 
 impl ObjRef {
     pub fn unknown() -> ObjRef {
-        ObjRef { kind: ObjKind::Unknown, dev: 0, ino: 0, path: None }
+        ObjRef {
+            kind: ObjKind::Unknown,
+            dev: 0,
+            ino: 0,
+            path: None,
+        }
     }
 }
 
 /// A socket address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SockAddr {
-    Inet { ip: std::net::IpAddr, port: u16 },
-    Unix { path: String, abstract_ns: bool },
+    Inet {
+        ip: std::net::IpAddr,
+        port: u16,
+    },
+    Unix {
+        path: String,
+        abstract_ns: bool,
+    },
     /// Unnamed (e.g. socketpair, or an unbound UNIX socket).
     Unnamed,
     /// Another family, with its number.
-    Other { family: u16 },
+    Other {
+        family: u16,
+    },
 }
 
 /// The socket of a socket operation, with what is known about its ends.
@@ -172,17 +185,89 @@ pub struct SockInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[allow(non_camel_case_types)]
 pub enum Call {
-    fork, vfork, clone, clone3, execve, execveat, exit, exit_group, kill, tkill, tgkill,
-    open, openat, openat2, creat, close, close_range,
-    read, pread64, readv, preadv, preadv2, write, pwrite64, writev, pwritev, pwritev2,
-    sendfile, splice, tee, copy_file_range, mmap, lseek,
-    dup, dup2, dup3, fcntl, pipe, pipe2,
-    rename, renameat, renameat2, link, linkat, symlink, symlinkat,
-    unlink, unlinkat, rmdir, mkdir, mkdirat, mknod, mknodat,
-    truncate, ftruncate, chmod, fchmod, fchmodat, chown, fchown, lchown, fchownat,
-    setuid, setreuid, setresuid, setgid, setregid, setresgid, chdir, fchdir,
-    socket, socketpair, bind, listen, connect, accept, accept4,
-    sendto, recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg,
+    fork,
+    vfork,
+    clone,
+    clone3,
+    execve,
+    execveat,
+    exit,
+    exit_group,
+    kill,
+    tkill,
+    tgkill,
+    open,
+    openat,
+    openat2,
+    creat,
+    close,
+    close_range,
+    read,
+    pread64,
+    readv,
+    preadv,
+    preadv2,
+    write,
+    pwrite64,
+    writev,
+    pwritev,
+    pwritev2,
+    sendfile,
+    splice,
+    tee,
+    copy_file_range,
+    mmap,
+    lseek,
+    dup,
+    dup2,
+    dup3,
+    fcntl,
+    pipe,
+    pipe2,
+    rename,
+    renameat,
+    renameat2,
+    link,
+    linkat,
+    symlink,
+    symlinkat,
+    unlink,
+    unlinkat,
+    rmdir,
+    mkdir,
+    mkdirat,
+    mknod,
+    mknodat,
+    truncate,
+    ftruncate,
+    chmod,
+    fchmod,
+    fchmodat,
+    chown,
+    fchown,
+    lchown,
+    fchownat,
+    setuid,
+    setreuid,
+    setresuid,
+    setgid,
+    setregid,
+    setresgid,
+    chdir,
+    fchdir,
+    socket,
+    socketpair,
+    bind,
+    listen,
+    connect,
+    accept,
+    accept4,
+    sendto,
+    recvfrom,
+    sendmsg,
+    recvmsg,
+    sendmmsg,
+    recvmmsg,
     /// Synthesized by a source (process seen for the first time, recorder start).
     observed,
     /// Anything else, by the source's syscall number.
@@ -215,10 +300,19 @@ pub enum Dir {
 pub enum Op {
     /// The source saw this process for the first time (e.g. it existed before
     /// capture started, or it is the recorder that launches the command).
-    Observed { exe: Option<String>, argv: Vec<String>, cwd: Option<String> },
+    Observed {
+        exe: Option<String>,
+        argv: Vec<String>,
+        cwd: Option<String>,
+    },
     /// A new task was created by `proc`. `child` is the new process (for
     /// threads: same pid, new tid).
-    Spawn { call: Call, kind: SpawnKind, child: ProcRef, flags: u64 },
+    Spawn {
+        call: Call,
+        kind: SpawnKind,
+        child: ProcRef,
+        flags: u64,
+    },
     /// `proc` replaced its program image.
     Exec {
         call: Call,
@@ -231,9 +325,17 @@ pub enum Op {
         cwd: Option<String>,
     },
     /// The whole process ended (or, for `exit`, one thread).
-    Exit { call: Call, code: i32, signal: Option<i32> },
+    Exit {
+        call: Call,
+        code: i32,
+        signal: Option<i32>,
+    },
     /// Signal sent to another process.
-    Kill { call: Call, target: ProcRef, signal: i32 },
+    Kill {
+        call: Call,
+        target: ProcRef,
+        signal: i32,
+    },
     /// A descriptor was opened (open/openat/openat2/creat).
     Open {
         call: Call,
@@ -245,7 +347,11 @@ pub enum Op {
         /// O_TMPFILE). Advances the object's generation in the ingest.
         created: bool,
     },
-    Close { call: Call, fd: i32, obj: ObjRef },
+    Close {
+        call: Call,
+        fd: i32,
+        obj: ObjRef,
+    },
     /// Data moved between `proc` and `obj`. `offset` is the file offset for
     /// seekable objects and the stream offset (bytes so far through this
     /// open file description in this direction) for pipes and sockets.
@@ -275,29 +381,130 @@ pub enum Op {
     },
     /// A file mapped into memory. `exec` (PROT_EXEC) is a load of code;
     /// `shared_write` (MAP_SHARED + PROT_WRITE) means the process may write it.
-    Mmap { call: Call, fd: i32, obj: ObjRef, offset: u64, len: u64, prot: u32, flags: u32 },
+    Mmap {
+        call: Call,
+        fd: i32,
+        obj: ObjRef,
+        offset: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+    },
     /// A descriptor was duplicated: `new_fd` now refers to the same open file.
-    Dup { call: Call, old_fd: i32, new_fd: i32, obj: ObjRef },
+    Dup {
+        call: Call,
+        old_fd: i32,
+        new_fd: i32,
+        obj: ObjRef,
+    },
     /// A pipe was created; both ends share the pipe inode.
-    Pipe { call: Call, read_fd: i32, write_fd: i32, obj: ObjRef },
-    Rename { call: Call, old_path: String, new_path: String, obj: ObjRef, replaced: Option<ObjRef> },
-    Link { call: Call, target: String, new_path: String, obj: ObjRef, symbolic: bool },
-    Unlink { call: Call, path: String, obj: ObjRef, dir: bool },
-    Mkdir { call: Call, path: String, obj: ObjRef, mode: u32 },
-    Mknod { call: Call, path: String, obj: ObjRef, mode: u32, rdev: u64 },
-    Truncate { call: Call, fd: Option<i32>, obj: ObjRef, length: u64 },
-    Chmod { call: Call, fd: Option<i32>, obj: ObjRef, mode: u32 },
-    Chown { call: Call, fd: Option<i32>, obj: ObjRef, uid: u32, gid: u32 },
+    Pipe {
+        call: Call,
+        read_fd: i32,
+        write_fd: i32,
+        obj: ObjRef,
+    },
+    Rename {
+        call: Call,
+        old_path: String,
+        new_path: String,
+        obj: ObjRef,
+        replaced: Option<ObjRef>,
+    },
+    Link {
+        call: Call,
+        target: String,
+        new_path: String,
+        obj: ObjRef,
+        symbolic: bool,
+    },
+    Unlink {
+        call: Call,
+        path: String,
+        obj: ObjRef,
+        dir: bool,
+    },
+    Mkdir {
+        call: Call,
+        path: String,
+        obj: ObjRef,
+        mode: u32,
+    },
+    Mknod {
+        call: Call,
+        path: String,
+        obj: ObjRef,
+        mode: u32,
+        rdev: u64,
+    },
+    Truncate {
+        call: Call,
+        fd: Option<i32>,
+        obj: ObjRef,
+        length: u64,
+    },
+    Chmod {
+        call: Call,
+        fd: Option<i32>,
+        obj: ObjRef,
+        mode: u32,
+    },
+    Chown {
+        call: Call,
+        fd: Option<i32>,
+        obj: ObjRef,
+        uid: u32,
+        gid: u32,
+    },
     /// Credentials changed. `-1` (as u32::MAX) means unchanged, as in the syscall.
-    SetId { call: Call, ids: [u32; 3] },
-    Chdir { call: Call, path: String, obj: ObjRef },
-    Socket { call: Call, fd: i32, obj: ObjRef, sock: SockInfo },
-    SocketPair { call: Call, fds: [i32; 2], objs: [ObjRef; 2], sock: SockInfo },
-    Bind { call: Call, fd: i32, obj: ObjRef, addr: SockAddr },
-    Listen { call: Call, fd: i32, obj: ObjRef, backlog: i32 },
-    Connect { call: Call, fd: i32, obj: ObjRef, sock: SockInfo },
+    SetId {
+        call: Call,
+        ids: [u32; 3],
+    },
+    Chdir {
+        call: Call,
+        path: String,
+        obj: ObjRef,
+    },
+    Socket {
+        call: Call,
+        fd: i32,
+        obj: ObjRef,
+        sock: SockInfo,
+    },
+    SocketPair {
+        call: Call,
+        fds: [i32; 2],
+        objs: [ObjRef; 2],
+        sock: SockInfo,
+    },
+    Bind {
+        call: Call,
+        fd: i32,
+        obj: ObjRef,
+        addr: SockAddr,
+    },
+    Listen {
+        call: Call,
+        fd: i32,
+        obj: ObjRef,
+        backlog: i32,
+    },
+    Connect {
+        call: Call,
+        fd: i32,
+        obj: ObjRef,
+        sock: SockInfo,
+    },
     /// A connection was accepted on `listen_obj`; `obj` is the new socket.
-    Accept { call: Call, fd: i32, new_fd: i32, listen_obj: ObjRef, obj: ObjRef, sock: SockInfo },
+    Accept {
+        call: Call,
+        fd: i32,
+        new_fd: i32,
+        listen_obj: ObjRef,
+        obj: ObjRef,
+        sock: SockInfo,
+    },
 }
 
 impl Op {
@@ -381,13 +588,23 @@ mod tests {
             boot,
             seq: 7,
             ts_ns: 1_700_000_000_000_000_000,
-            proc: ProcRef { pid: 10, tid: 11, ppid: 1, start_ticks: 99 },
+            proc: ProcRef {
+                pid: 10,
+                tid: 11,
+                ppid: 1,
+                start_ticks: 99,
+            },
             cred: Cred::default(),
             op: Op::Io {
                 call: Call::pread64,
                 dir: Dir::Read,
                 fd: 3,
-                obj: ObjRef { kind: ObjKind::File, dev: 2049, ino: 42, path: Some("/etc/passwd".into()) },
+                obj: ObjRef {
+                    kind: ObjKind::File,
+                    dev: 2049,
+                    ino: 42,
+                    path: Some("/etc/passwd".into()),
+                },
                 offset: Some(100),
                 count: 12,
                 sock: None,

@@ -10,7 +10,10 @@ use tomo_store::{EdgeKind, EntityKind, Graph, NodeId};
 
 fn id(g: &Graph, n: NodeId) -> String {
     let node = &g.nodes[n as usize];
-    format!("\"{}_v{}\"", g.entities[node.entity as usize].uuid, node.version)
+    format!(
+        "\"{}_v{}\"",
+        g.entities[node.entity as usize].uuid, node.version
+    )
 }
 
 /// Escape for a DOT double-quoted string; `\n` stays a line break.
@@ -63,12 +66,19 @@ pub fn write_dot<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<ExportSta
     for n in sel.node_ids(g) {
         let node = &g.nodes[n as usize];
         let ent = &g.entities[node.entity as usize];
-        let version = if node.version > 0 { format!(" v{}", node.version) } else { String::new() };
+        let version = if node.version > 0 {
+            format!(" v{}", node.version)
+        } else {
+            String::new()
+        };
         let (shape, label) = match ent.process.as_deref() {
             Some(info) => {
                 stats.activities += 1;
                 let pos = ent.versions.iter().position(|&v| v == n).unwrap_or(0);
-                let next = ent.versions.get(pos + 1).map(|&v| g.nodes[v as usize].created_ns);
+                let next = ent
+                    .versions
+                    .get(pos + 1)
+                    .map(|&v| g.nodes[v as usize].created_ns);
                 let argv = info
                     .execs
                     .iter()
@@ -96,17 +106,34 @@ pub fn write_dot<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<ExportSta
                 (shape, format!("{}{version}", abbreviate(&node.label, 64)))
             }
         };
-        writeln!(w, "  {} [shape={shape}, label=\"{}\"];", id(g, n), esc(&label))?;
+        writeln!(
+            w,
+            "  {} [shape={shape}, label=\"{}\"];",
+            id(g, n),
+            esc(&label)
+        )?;
     }
     for e in sel.edge_ids(g) {
         let x = &g.edges[e as usize];
         let label = match x.kind {
-            EdgeKind::Read | EdgeKind::Write | EdgeKind::Flow => format!("{} {}", x.kind.as_str(), fmt_bytes(x.bytes)),
+            EdgeKind::Read | EdgeKind::Write | EdgeKind::Flow => {
+                format!("{} {}", x.kind.as_str(), fmt_bytes(x.bytes))
+            }
             EdgeKind::Version => String::new(),
             k => k.as_str().to_string(),
         };
-        let style = if x.kind == EdgeKind::Version { ", style=dashed" } else { "" };
-        writeln!(w, "  {} -> {} [label=\"{}\"{style}];", id(g, x.src), id(g, x.dst), esc(&label))?;
+        let style = if x.kind == EdgeKind::Version {
+            ", style=dashed"
+        } else {
+            ""
+        };
+        writeln!(
+            w,
+            "  {} -> {} [label=\"{}\"{style}];",
+            id(g, x.src),
+            id(g, x.dst),
+            esc(&label)
+        )?;
         stats.relations += 1;
     }
     writeln!(w, "}}")?;

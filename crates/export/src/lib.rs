@@ -98,7 +98,12 @@ pub struct ExportStats {
 }
 
 /// Write `sel` of `g` in `format`.
-pub fn export<W: io::Write>(g: &Graph, sel: &Selection, format: Format, w: W) -> Result<ExportStats, ExportError> {
+pub fn export<W: io::Write>(
+    g: &Graph,
+    sel: &Selection,
+    format: Format,
+    w: W,
+) -> Result<ExportStats, ExportError> {
     match format {
         Format::ProvJson => write_prov_json(g, sel, w),
         Format::Dot => write_dot(g, sel, w),

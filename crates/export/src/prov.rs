@@ -28,7 +28,10 @@ pub const TOMO_NS: &str = "urn:tomo:";
 
 fn id(g: &Graph, n: NodeId) -> String {
     let node = &g.nodes[n as usize];
-    format!("tomo:{}_v{}", g.entities[node.entity as usize].uuid, node.version)
+    format!(
+        "tomo:{}_v{}",
+        g.entities[node.entity as usize].uuid, node.version
+    )
 }
 
 fn time(ns: u64) -> Value {
@@ -70,8 +73,16 @@ impl<W: Write> Doc<W> {
 }
 
 /// Write the selected part of `g` as a PROV-JSON document.
-pub fn write_prov_json<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<ExportStats, ExportError> {
-    let mut d = Doc { w: BufWriter::new(w), open: false, records: 0 };
+pub fn write_prov_json<W: Write>(
+    g: &Graph,
+    sel: &Selection,
+    w: W,
+) -> Result<ExportStats, ExportError> {
+    let mut d = Doc {
+        w: BufWriter::new(w),
+        open: false,
+        records: 0,
+    };
     let mut stats = ExportStats::default();
     write!(d.w, "{{\"prefix\":{}", json!({"tomo": TOMO_NS}))?;
 
@@ -101,8 +112,15 @@ pub fn write_prov_json<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<Exp
         let info = ent.process.as_deref().unwrap_or(&no_info);
         uids.insert(info.uid);
         let pos = ent.versions.iter().position(|&v| v == n).unwrap_or(0);
-        let next = ent.versions.get(pos + 1).map(|&v| g.nodes[v as usize].created_ns);
-        let start = if pos == 0 { info.start_ns.min(node.created_ns) } else { node.created_ns };
+        let next = ent
+            .versions
+            .get(pos + 1)
+            .map(|&v| g.nodes[v as usize].created_ns);
+        let start = if pos == 0 {
+            info.start_ns.min(node.created_ns)
+        } else {
+            node.created_ns
+        };
         let end = next.or(info.end_ns);
         let exec = info.execs.iter().rev().find(|x| match next {
             Some(t) => x.ts_ns < t,
@@ -127,7 +145,10 @@ pub fn write_prov_json<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<Exp
             a.insert("tomo:exe".into(), exe.clone().into());
         }
         // JSON-encoded so that order and empty arguments survive.
-        a.insert("tomo:argv".into(), serde_json::to_string(argv).unwrap_or_default().into());
+        a.insert(
+            "tomo:argv".into(),
+            serde_json::to_string(argv).unwrap_or_default().into(),
+        );
         if next.is_none() {
             if let Some(c) = info.exit_code {
                 a.insert("tomo:exitCode".into(), c.into());
@@ -142,7 +163,11 @@ pub fn write_prov_json<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<Exp
 
     // Agents: users.
     for uid in &uids {
-        d.record("agent", &format!("tomo:uid{uid}"), &json!({"prov:label": format!("uid {uid}"), "tomo:uid": uid}))?;
+        d.record(
+            "agent",
+            &format!("tomo:uid{uid}"),
+            &json!({"prov:label": format!("uid {uid}"), "tomo:uid": uid}),
+        )?;
     }
     stats.agents = d.end()?;
 
@@ -194,7 +219,10 @@ pub fn write_prov_json<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<Exp
                     a.insert("prov:usedEntity".into(), s.into());
                     a.insert("tomo:time".into(), time(x.ts_ns));
                     if x.kind == EdgeKind::Version {
-                        a.insert("prov:type".into(), json!({"$": "prov:Revision", "type": "prov:QUALIFIED_NAME"}));
+                        a.insert(
+                            "prov:type".into(),
+                            json!({"$": "prov:Revision", "type": "prov:QUALIFIED_NAME"}),
+                        );
                     }
                 }
             }

@@ -17,7 +17,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use tomo_event::{Call, Dir, Event, Id128, ObjKind, ObjRef, Op, ProcRef, SockAddr, SockInfo, SpawnKind};
+use tomo_event::{
+    Call, Dir, Event, Id128, ObjKind, ObjRef, Op, ProcRef, SockAddr, SockInfo, SpawnKind,
+};
 use tomo_store::{EdgeKind, EntityId, EntityKind, ExecInfo, Flow, Graph};
 use uuid::Uuid;
 
@@ -54,6 +56,10 @@ pub struct Ingest {
     inet_ends: HashMap<(SockAddr, SockAddr), EntityId>,
     /// UNIX stream clients waiting for an accept, by server path.
     unix_pending: HashMap<String, VecDeque<EntityId>>,
+    /// UNIX stream sockets accepted before their client's connect was seen,
+    /// by server path. A source that observes the two processes separately
+    /// (ptrace) may report the accept first: both calls complete together.
+    unix_accepted: HashMap<String, VecDeque<EntityId>>,
     /// Bound datagram sockets by local address, to find a sender.
     dgram_bound: HashMap<SockAddr, EntityId>,
 }
@@ -106,9 +112,22 @@ impl Ingest {
                 let (exe, argv, cwd, label) = {
                     let parent = &self.graph.entities[p as usize];
                     let info = parent.process.as_deref().expect("process");
-                    let exe = info.execs.last().map(|x| x.exe.clone()).or_else(|| info.exe.clone());
-                    let argv = info.execs.last().map(|x| x.argv.clone()).unwrap_or_else(|| info.argv.clone());
-                    (exe, argv, info.cwd.clone(), self.graph.nodes[parent.current() as usize].label.clone())
+                    let exe = info
+                        .execs
+                        .last()
+                        .map(|x| x.exe.clone())
+                        .or_else(|| info.exe.clone());
+                    let argv = info
+                        .execs
+                        .last()
+                        .map(|x| x.argv.clone())
+                        .unwrap_or_else(|| info.argv.clone());
+                    (
+                        exe,
+                        argv,
+                        info.cwd.clone(),
+                        self.graph.nodes[parent.current() as usize].label.clone(),
+                    )
                 };
                 {
                     let info = self.graph.process_mut(c).expect("process");
@@ -120,14 +139,22 @@ impl Ingest {
                 }
                 let cn = self.graph.entities[c as usize].current();
                 self.graph.nodes[cn as usize].label = label;
-                self.graph.flow(p, c, flow(EdgeKind::Spawn, ts, 0, None, call));
+                self.graph
+                    .flow(p, c, flow(EdgeKind::Spawn, ts, 0, None, call));
             }
             Op::Exec { exe, argv, cwd, .. } => {
-                let path = exe.path.clone().unwrap_or_else(|| argv.first().cloned().unwrap_or_default());
+                let path = exe
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| argv.first().cloned().unwrap_or_default());
                 let label = basename(&path).to_string();
                 {
                     let info = self.graph.process_mut(p).expect("process");
-                    info.execs.push(ExecInfo { exe: path.clone(), argv: argv.clone(), ts_ns: ts });
+                    info.execs.push(ExecInfo {
+                        exe: path.clone(),
+                        argv: argv.clone(),
+                        ts_ns: ts,
+                    });
                     if cwd.is_some() {
                         info.cwd = cwd.clone();
                     }
@@ -136,15 +163,21 @@ impl Ingest {
                 // its version; otherwise exec starts a new one.
                 let cur = self.graph.entities[p as usize].current();
                 let untouched = self.graph.out_edges(cur).is_empty()
-                    && self.graph.in_edges(cur).iter().all(|&e| self.graph.edges[e as usize].kind == EdgeKind::Spawn);
+                    && self
+                        .graph
+                        .in_edges(cur)
+                        .iter()
+                        .all(|&e| self.graph.edges[e as usize].kind == EdgeKind::Spawn);
                 if untouched {
                     self.graph.nodes[cur as usize].label = label;
                 } else {
-                    self.graph.new_version(p, ts, Some(label), EdgeKind::Exec, call);
+                    self.graph
+                        .new_version(p, ts, Some(label), EdgeKind::Exec, call);
                 }
                 if exe.kind != ObjKind::Unknown {
                     let f = self.object(ev, exe, false);
-                    self.graph.flow(f, p, flow(EdgeKind::Load, ts, 0, None, call));
+                    self.graph
+                        .flow(f, p, flow(EdgeKind::Load, ts, 0, None, call));
                 }
             }
             Op::Exit { code, signal, call } => {
@@ -160,95 +193,152 @@ impl Ingest {
             Op::Kill { target, signal, .. } => {
                 if *signal != 0 {
                     let t = self.process(ev, *target);
-                    self.graph.flow(p, t, flow(EdgeKind::Signal, ts, 0, None, call));
+                    self.graph
+                        .flow(p, t, flow(EdgeKind::Signal, ts, 0, None, call));
                 }
             }
-            Op::Open { obj, flags, created, .. } => {
+            Op::Open {
+                obj,
+                flags,
+                created,
+                ..
+            } => {
                 let o = self.object(ev, obj, *created);
                 const O_TRUNC: u32 = 0o1000;
                 const O_ACCMODE: u32 = 0o3;
                 let writable = flags & O_ACCMODE != 0;
                 if *created || (flags & O_TRUNC != 0 && writable && obj.kind == ObjKind::File) {
-                    self.graph.flow(p, o, flow(EdgeKind::Write, ts, 0, Some(0), call));
+                    self.graph
+                        .flow(p, o, flow(EdgeKind::Write, ts, 0, Some(0), call));
                 }
             }
             Op::Close { .. } | Op::Dup { .. } | Op::Listen { .. } | Op::SetId { .. } => {}
-            Op::Io { dir, obj, offset, count, sock, .. } => {
+            Op::Io {
+                dir,
+                obj,
+                offset,
+                count,
+                sock,
+                ..
+            } => {
                 let o = self.object(ev, obj, false);
                 if let Some(s) = sock {
                     self.note_socket(o, s);
                 }
                 match dir {
                     Dir::Write => {
-                        self.graph.flow(p, o, flow(EdgeKind::Write, ts, *count, *offset, call));
+                        self.graph
+                            .flow(p, o, flow(EdgeKind::Write, ts, *count, *offset, call));
                     }
                     Dir::Read => {
                         self.pull_from_peer(o, sock.as_ref(), ts, *count, call);
-                        self.graph.flow(o, p, flow(EdgeKind::Read, ts, *count, *offset, call));
+                        self.graph
+                            .flow(o, p, flow(EdgeKind::Read, ts, *count, *offset, call));
                     }
                 }
             }
-            Op::Transfer { src, src_offset, dst, dst_offset, count, .. } => {
+            Op::Transfer {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                count,
+                ..
+            } => {
                 let s = self.object(ev, src, false);
                 let d = self.object(ev, dst, false);
                 self.pull_from_peer(s, None, ts, *count, call);
-                self.graph.flow(s, p, flow(EdgeKind::Read, ts, *count, *src_offset, call));
-                self.graph.flow(p, d, flow(EdgeKind::Write, ts, *count, *dst_offset, call));
+                self.graph
+                    .flow(s, p, flow(EdgeKind::Read, ts, *count, *src_offset, call));
+                self.graph
+                    .flow(p, d, flow(EdgeKind::Write, ts, *count, *dst_offset, call));
             }
-            Op::Mmap { obj, offset, len, prot, flags, .. } => {
+            Op::Mmap {
+                obj,
+                offset,
+                len,
+                prot,
+                flags,
+                ..
+            } => {
                 use tomo_event::mm::*;
                 let o = self.object(ev, obj, false);
                 if prot & PROT_EXEC != 0 {
-                    self.graph.flow(o, p, flow(EdgeKind::Load, ts, *len, Some(*offset), call));
+                    self.graph
+                        .flow(o, p, flow(EdgeKind::Load, ts, *len, Some(*offset), call));
                 } else if prot & PROT_READ != 0 {
-                    self.graph.flow(o, p, flow(EdgeKind::Read, ts, *len, Some(*offset), call));
+                    self.graph
+                        .flow(o, p, flow(EdgeKind::Read, ts, *len, Some(*offset), call));
                 }
                 if prot & PROT_WRITE != 0 && flags & MAP_SHARED != 0 {
-                    self.graph.flow(p, o, flow(EdgeKind::Write, ts, *len, Some(*offset), call));
+                    self.graph
+                        .flow(p, o, flow(EdgeKind::Write, ts, *len, Some(*offset), call));
                 }
             }
             Op::Pipe { obj, .. } => {
                 self.object(ev, obj, true);
             }
-            Op::Rename { new_path, obj, replaced, .. } => {
+            Op::Rename {
+                new_path,
+                obj,
+                replaced,
+                ..
+            } => {
                 if let Some(r) = replaced {
                     let r = self.object(ev, r, false);
-                    self.graph.flow(p, r, flow(EdgeKind::Unlink, ts, 0, None, call));
+                    self.graph
+                        .flow(p, r, flow(EdgeKind::Unlink, ts, 0, None, call));
                 }
                 let o = self.object(ev, obj, false);
                 self.graph.name(o, new_path);
-                self.graph.flow(p, o, flow(EdgeKind::Rename, ts, 0, None, call));
+                self.graph
+                    .flow(p, o, flow(EdgeKind::Rename, ts, 0, None, call));
             }
-            Op::Link { new_path, obj, symbolic, .. } => {
+            Op::Link {
+                new_path,
+                obj,
+                symbolic,
+                ..
+            } => {
                 // A symlink is a new inode; a hard link is a new name of the old one.
                 let o = self.object(ev, obj, *symbolic);
                 self.graph.name(o, new_path);
-                let k = if *symbolic { EdgeKind::Symlink } else { EdgeKind::Link };
+                let k = if *symbolic {
+                    EdgeKind::Symlink
+                } else {
+                    EdgeKind::Link
+                };
                 self.graph.flow(p, o, flow(k, ts, 0, None, call));
             }
             Op::Unlink { obj, .. } => {
                 let o = self.object(ev, obj, false);
-                self.graph.flow(p, o, flow(EdgeKind::Unlink, ts, 0, None, call));
+                self.graph
+                    .flow(p, o, flow(EdgeKind::Unlink, ts, 0, None, call));
             }
             Op::Mkdir { obj, .. } => {
                 let o = self.object(ev, obj, true);
-                self.graph.flow(p, o, flow(EdgeKind::Mkdir, ts, 0, None, call));
+                self.graph
+                    .flow(p, o, flow(EdgeKind::Mkdir, ts, 0, None, call));
             }
             Op::Mknod { obj, .. } => {
                 let o = self.object(ev, obj, true);
-                self.graph.flow(p, o, flow(EdgeKind::Mknod, ts, 0, None, call));
+                self.graph
+                    .flow(p, o, flow(EdgeKind::Mknod, ts, 0, None, call));
             }
             Op::Truncate { obj, length, .. } => {
                 let o = self.object(ev, obj, false);
-                self.graph.flow(p, o, flow(EdgeKind::Write, ts, 0, Some(*length), call));
+                self.graph
+                    .flow(p, o, flow(EdgeKind::Write, ts, 0, Some(*length), call));
             }
             Op::Chmod { obj, .. } => {
                 let o = self.object(ev, obj, false);
-                self.graph.flow(p, o, flow(EdgeKind::Chmod, ts, 0, None, call));
+                self.graph
+                    .flow(p, o, flow(EdgeKind::Chmod, ts, 0, None, call));
             }
             Op::Chown { obj, .. } => {
                 let o = self.object(ev, obj, false);
-                self.graph.flow(p, o, flow(EdgeKind::Chown, ts, 0, None, call));
+                self.graph
+                    .flow(p, o, flow(EdgeKind::Chown, ts, 0, None, call));
             }
             Op::Chdir { path, .. } => {
                 if let Some(info) = self.graph.process_mut(p) {
@@ -273,18 +363,42 @@ impl Ingest {
             Op::Connect { obj, sock, .. } => {
                 let o = self.object(ev, obj, false);
                 self.note_socket(o, sock);
-                if let (Some(SockAddr::Unix { path, .. }), true) = (&sock.peer, sock.sock_type != SOCK_DGRAM) {
-                    self.unix_pending.entry(path.clone()).or_default().push_back(o);
+                if let (Some(SockAddr::Unix { path, .. }), true) =
+                    (&sock.peer, sock.sock_type != SOCK_DGRAM)
+                {
+                    match self.unix_accepted.get_mut(path).and_then(|q| q.pop_front()) {
+                        Some(server) => {
+                            self.peer.insert(o, server);
+                            self.peer.insert(server, o);
+                        }
+                        None => self
+                            .unix_pending
+                            .entry(path.clone())
+                            .or_default()
+                            .push_back(o),
+                    }
                 }
             }
-            Op::Accept { listen_obj, obj, sock, .. } => {
+            Op::Accept {
+                listen_obj,
+                obj,
+                sock,
+                ..
+            } => {
                 let l = self.object(ev, listen_obj, false);
                 let o = self.object(ev, obj, true);
                 self.note_socket(o, sock);
                 if let Some(SockAddr::Unix { path, .. }) = &sock.local {
-                    if let Some(client) = self.unix_pending.get_mut(path).and_then(|q| q.pop_front()) {
-                        self.peer.insert(o, client);
-                        self.peer.insert(client, o);
+                    match self.unix_pending.get_mut(path).and_then(|q| q.pop_front()) {
+                        Some(client) => {
+                            self.peer.insert(o, client);
+                            self.peer.insert(client, o);
+                        }
+                        None => self
+                            .unix_accepted
+                            .entry(path.clone())
+                            .or_default()
+                            .push_back(o),
                     }
                 }
                 // The listening socket's name helps a reader find the server side.
@@ -295,7 +409,11 @@ impl Ingest {
 
     /// The process entity for `pr`, declared on first sight.
     fn process(&mut self, ev: &Event, pr: ProcRef) -> EntityId {
-        let key = ProcKey { host: ev.host, boot: ev.boot, pid: pr.pid };
+        let key = ProcKey {
+            host: ev.host,
+            boot: ev.boot,
+            pid: pr.pid,
+        };
         if let Some(&(start, e)) = self.procs.get(&key) {
             // start_ticks 0 means "unknown"; trust the pid then.
             if start == pr.start_ticks || pr.start_ticks == 0 || start == 0 {
@@ -331,14 +449,25 @@ impl Ingest {
     /// The entity of a kernel object; `created` starts a new generation.
     fn object(&mut self, ev: &Event, obj: &ObjRef, created: bool) -> EntityId {
         let kind = entity_kind(obj.kind);
-        let per_boot = matches!(kind, EntityKind::Pipe | EntityKind::Socket | EntityKind::Anon);
+        let per_boot = matches!(
+            kind,
+            EntityKind::Pipe | EntityKind::Socket | EntityKind::Anon
+        );
         let unknown = obj.kind == ObjKind::Unknown && obj.ino == 0;
         let key = ObjKey {
             host: ev.host,
-            boot: if per_boot || unknown { Some(ev.boot) } else { None },
+            boot: if per_boot || unknown {
+                Some(ev.boot)
+            } else {
+                None
+            },
             dev: obj.dev,
             // Unresolved objects are distinguished by name only.
-            ino: if unknown { fnv(obj.path.as_deref().unwrap_or("")) } else { obj.ino },
+            ino: if unknown {
+                fnv(obj.path.as_deref().unwrap_or(""))
+            } else {
+                obj.ino
+            },
         };
         let gen = match self.objs.get(&key) {
             Some(&(_, e)) if !created => {
@@ -381,7 +510,10 @@ impl Ingest {
     /// both ends of a connection are in the recording.
     fn note_socket(&mut self, o: EntityId, s: &SockInfo) {
         if let (Some(l), Some(r)) = (&s.local, &s.peer) {
-            if matches!(l, SockAddr::Inet { .. }) && matches!(r, SockAddr::Inet { .. }) && !self.peer.contains_key(&o) {
+            if matches!(l, SockAddr::Inet { .. })
+                && matches!(r, SockAddr::Inet { .. })
+                && !self.peer.contains_key(&o)
+            {
                 let (l, r) = (normalize(l), normalize(r));
                 if let Some(&other) = self.inet_ends.get(&(r.clone(), l.clone())) {
                     if other != o && s.sock_type != SOCK_DGRAM {
@@ -401,17 +533,25 @@ impl Ingest {
 
     /// Before a read from socket `o`, carry the data over from the connected
     /// end (or, for datagrams, from the sender identified by its address).
-    fn pull_from_peer(&mut self, o: EntityId, s: Option<&SockInfo>, ts: u64, count: u64, call: &'static str) {
+    fn pull_from_peer(
+        &mut self,
+        o: EntityId,
+        s: Option<&SockInfo>,
+        ts: u64,
+        count: u64,
+        call: &'static str,
+    ) {
         let from = match self.peer.get(&o) {
             Some(&p) => Some(p),
             None => s
                 .filter(|s| s.sock_type == SOCK_DGRAM)
                 .and_then(|s| s.peer.as_ref())
-                .and_then(|a| self.dgram_bound.get(&normalize(a)).copied()),
+                .and_then(|a| self.dgram_sender(a)),
         };
         if let Some(from) = from {
             if from != o {
-                self.graph.flow(from, o, flow(EdgeKind::Flow, ts, count, None, call));
+                self.graph
+                    .flow(from, o, flow(EdgeKind::Flow, ts, count, None, call));
             }
         }
     }
@@ -419,11 +559,39 @@ impl Ingest {
 
 const SOCK_DGRAM: u16 = 2;
 
+impl Ingest {
+    /// The datagram socket that sends from address `a`: bound to exactly
+    /// `a`, or to the wildcard address with the same port (an unbound UDP
+    /// socket is bound to 0.0.0.0:PORT by its first send, and its datagrams
+    /// arrive from 127.0.0.1:PORT).
+    fn dgram_sender(&self, a: &SockAddr) -> Option<EntityId> {
+        let a = normalize(a);
+        if let Some(&o) = self.dgram_bound.get(&a) {
+            return Some(o);
+        }
+        match a {
+            SockAddr::Inet { port, .. } => [
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            ]
+            .into_iter()
+            .find_map(|ip| self.dgram_bound.get(&SockAddr::Inet { ip, port }).copied()),
+            _ => None,
+        }
+    }
+}
+
 /// Treat 0.0.0.0 binds and IPv4-mapped IPv6 alike so the two ends match.
 fn normalize(a: &SockAddr) -> SockAddr {
     match a {
-        SockAddr::Inet { ip: IpAddr::V6(v6), port } => match v6.to_ipv4_mapped() {
-            Some(v4) => SockAddr::Inet { ip: IpAddr::V4(v4), port: *port },
+        SockAddr::Inet {
+            ip: IpAddr::V6(v6),
+            port,
+        } => match v6.to_ipv4_mapped() {
+            Some(v4) => SockAddr::Inet {
+                ip: IpAddr::V4(v4),
+                port: *port,
+            },
             None => a.clone(),
         },
         _ => a.clone(),
@@ -432,9 +600,18 @@ fn normalize(a: &SockAddr) -> SockAddr {
 
 pub fn addr_name(a: &SockAddr) -> String {
     match a {
-        SockAddr::Inet { ip: IpAddr::V4(ip), port } => format!("{ip}:{port}"),
-        SockAddr::Inet { ip: IpAddr::V6(ip), port } => format!("[{ip}]:{port}"),
-        SockAddr::Unix { path, abstract_ns: true } => format!("unix:@{path}"),
+        SockAddr::Inet {
+            ip: IpAddr::V4(ip),
+            port,
+        } => format!("{ip}:{port}"),
+        SockAddr::Inet {
+            ip: IpAddr::V6(ip),
+            port,
+        } => format!("[{ip}]:{port}"),
+        SockAddr::Unix {
+            path,
+            abstract_ns: true,
+        } => format!("unix:@{path}"),
         SockAddr::Unix { path, .. } => format!("unix:{path}"),
         SockAddr::Unnamed => "unnamed".into(),
         SockAddr::Other { family } => format!("af{family}"),
@@ -442,11 +619,19 @@ pub fn addr_name(a: &SockAddr) -> String {
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn flow(kind: EdgeKind, ts_ns: u64, bytes: u64, offset: Option<u64>, call: &'static str) -> Flow {
-    Flow { kind, ts_ns, bytes, offset, call }
+    Flow {
+        kind,
+        ts_ns,
+        bytes,
+        offset,
+        call,
+    }
 }
 
 fn entity_kind(k: ObjKind) -> EntityKind {
@@ -477,13 +662,90 @@ pub fn call_name(c: Call) -> &'static str {
         };
     }
     names!(
-        fork, vfork, clone, clone3, execve, execveat, exit, exit_group, kill, tkill, tgkill, open, openat, openat2,
-        creat, close, close_range, read, pread64, readv, preadv, preadv2, write, pwrite64, writev, pwritev,
-        pwritev2, sendfile, splice, tee, copy_file_range, mmap, lseek, dup, dup2, dup3, fcntl, pipe, pipe2, rename,
-        renameat, renameat2, link, linkat, symlink, symlinkat, unlink, unlinkat, rmdir, mkdir, mkdirat, mknod,
-        mknodat, truncate, ftruncate, chmod, fchmod, fchmodat, chown, fchown, lchown, fchownat, setuid, setreuid,
-        setresuid, setgid, setregid, setresgid, chdir, fchdir, socket, socketpair, bind, listen, connect, accept,
-        accept4, sendto, recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg, observed,
+        fork,
+        vfork,
+        clone,
+        clone3,
+        execve,
+        execveat,
+        exit,
+        exit_group,
+        kill,
+        tkill,
+        tgkill,
+        open,
+        openat,
+        openat2,
+        creat,
+        close,
+        close_range,
+        read,
+        pread64,
+        readv,
+        preadv,
+        preadv2,
+        write,
+        pwrite64,
+        writev,
+        pwritev,
+        pwritev2,
+        sendfile,
+        splice,
+        tee,
+        copy_file_range,
+        mmap,
+        lseek,
+        dup,
+        dup2,
+        dup3,
+        fcntl,
+        pipe,
+        pipe2,
+        rename,
+        renameat,
+        renameat2,
+        link,
+        linkat,
+        symlink,
+        symlinkat,
+        unlink,
+        unlinkat,
+        rmdir,
+        mkdir,
+        mkdirat,
+        mknod,
+        mknodat,
+        truncate,
+        ftruncate,
+        chmod,
+        fchmod,
+        fchmodat,
+        chown,
+        fchown,
+        lchown,
+        fchownat,
+        setuid,
+        setreuid,
+        setresuid,
+        setgid,
+        setregid,
+        setresgid,
+        chdir,
+        fchdir,
+        socket,
+        socketpair,
+        bind,
+        listen,
+        connect,
+        accept,
+        accept4,
+        sendto,
+        recvfrom,
+        sendmsg,
+        recvmsg,
+        sendmmsg,
+        recvmmsg,
+        observed,
     )
 }
 

@@ -19,17 +19,21 @@ mod path;
 mod resolve;
 mod view;
 
-pub use lineage::{impact, lineage, pick_version, why, Direction, LineageOptions, Tree, TreeNode, DEFAULT_MAX_NODES};
+pub use lineage::{
+    impact, lineage, pick_version, why, Direction, LineageOptions, Tree, TreeNode,
+    DEFAULT_MAX_NODES,
+};
 pub use lists::{
-    files_rows, graph_summary, ps_rows, timeline_edges, write_files_json, write_files_text, write_graph_json,
-    write_graph_text, write_ps_json, write_ps_text, write_timeline_json, write_timeline_text, FileRow, GraphSummary,
-    IoRow, MapRow, PeerRow, PsRow,
+    files_rows, graph_summary, ps_rows, timeline_edges, write_files_json, write_files_text,
+    write_graph_json, write_graph_text, write_ps_json, write_ps_text, write_timeline_json,
+    write_timeline_text, FileRow, GraphSummary, IoRow, MapRow, PeerRow, PsRow,
 };
 pub use path::{paths, write_paths_json, write_paths_text, CausalPath, Paths, DEFAULT_K};
 pub use resolve::{resolve, ResolveOptions, Resolved};
 pub use view::{
-    clean, describe, edge_phrase, end_ns, entity_path, exe_argv, fmt_argv, fmt_bytes, fmt_dur, fmt_rel,
-    is_library_name, object_name, origin_ns, rfc3339, EdgeView, NodeRef, NodeView, TextOptions, ViaView,
+    clean, describe, edge_phrase, end_ns, entity_path, exe_argv, fmt_argv, fmt_bytes, fmt_dur,
+    fmt_rel, is_library_name, object_name, origin_ns, rfc3339, EdgeView, NodeRef, NodeView,
+    TextOptions, ViaView,
 };
 
 /// Errors of the queries. [`QueryError::exit_code`] maps them to the CLI's
@@ -38,10 +42,17 @@ pub use view::{
 pub enum QueryError {
     /// The target matches nothing in the recording.
     #[error("{target:?} is not in the recording{}", suggest(.suggestions))]
-    NotFound { target: String, suggestions: Vec<String> },
+    NotFound {
+        target: String,
+        suggestions: Vec<String>,
+    },
     /// The target matches several entities; the user must choose.
     #[error("{target:?} is ambiguous, {hint}:\n{}", .candidates.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
-    Ambiguous { target: String, hint: String, candidates: Vec<String> },
+    Ambiguous {
+        target: String,
+        hint: String,
+        candidates: Vec<String>,
+    },
     /// `path`: B is not reachable from A.
     #[error("no causal path from {from} to {to} in the recording")]
     NoPath { from: String, to: String },
@@ -54,7 +65,9 @@ impl QueryError {
     /// 1 when the target or path was not found (or not uniquely), 2 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            QueryError::NotFound { .. } | QueryError::Ambiguous { .. } | QueryError::NoPath { .. } => 1,
+            QueryError::NotFound { .. }
+            | QueryError::Ambiguous { .. }
+            | QueryError::NoPath { .. } => 1,
             QueryError::Invalid(_) => 2,
         }
     }

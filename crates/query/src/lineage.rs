@@ -7,7 +7,8 @@
 //! entity (see the crate documentation for why this stays time-correct).
 
 use crate::view::{
-    describe, edge_phrase, entity_path, fmt_rel, is_library_name, json, NodeView, TextOptions, ViaView,
+    describe, edge_phrase, entity_path, fmt_rel, is_library_name, json, rfc3339, NodeView,
+    TextOptions, ViaView,
 };
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
@@ -50,7 +51,11 @@ pub struct LineageOptions {
 
 impl Default for LineageOptions {
     fn default() -> LineageOptions {
-        LineageOptions { depth: None, at: None, max_nodes: DEFAULT_MAX_NODES }
+        LineageOptions {
+            depth: None,
+            at: None,
+            max_nodes: DEFAULT_MAX_NODES,
+        }
     }
 }
 
@@ -78,7 +83,16 @@ pub struct TreeNode {
 
 impl TreeNode {
     fn new(node: NodeId, via: Option<EdgeId>, depth: usize) -> TreeNode {
-        TreeNode { node, via, seen: false, full: None, folded: Vec::new(), children: Vec::new(), more: 0, depth }
+        TreeNode {
+            node,
+            via,
+            seen: false,
+            full: None,
+            folded: Vec::new(),
+            children: Vec::new(),
+            more: 0,
+            depth,
+        }
     }
 }
 
@@ -108,19 +122,35 @@ pub fn pick_version(g: &Graph, e: EntityId, at: Option<u64>, dir: Direction) -> 
 
 /// Backward lineage of entity `e`.
 pub fn why(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
-    lineage(g, pick_version(g, e, opts.at, Direction::Why), Direction::Why, opts)
+    lineage(
+        g,
+        pick_version(g, e, opts.at, Direction::Why),
+        Direction::Why,
+        opts,
+    )
 }
 
 /// Forward impact of entity `e`.
 pub fn impact(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
-    lineage(g, pick_version(g, e, opts.at, Direction::Impact), Direction::Impact, opts)
+    lineage(
+        g,
+        pick_version(g, e, opts.at, Direction::Impact),
+        Direction::Impact,
+        opts,
+    )
 }
 
 /// The lineage tree of graph node `start` in direction `dir`.
 pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) -> Tree {
     let max_nodes = opts.max_nodes.max(1);
-    let mut tree =
-        Tree { direction: dir, at: opts.at, depth: opts.depth, nodes: Vec::new(), capped: false, notes: Vec::new() };
+    let mut tree = Tree {
+        direction: dir,
+        at: opts.at,
+        depth: opts.depth,
+        nodes: Vec::new(),
+        capped: false,
+        notes: Vec::new(),
+    };
     let mut owner: HashMap<NodeId, usize> = HashMap::new();
     let mut root = TreeNode::new(start, None, 0);
     claim(g, dir, start, 0, &mut owner, &mut root.folded);
@@ -128,7 +158,13 @@ pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) 
     let mut queue = VecDeque::from([0usize]);
     let mut edges = Vec::new();
     while let Some(t) = queue.pop_front() {
-        collect(g, dir, &tree.nodes[t], if t == 0 { opts.at } else { None }, &mut edges);
+        collect(
+            g,
+            dir,
+            &tree.nodes[t],
+            bound(g, dir, &tree.nodes[t], opts.at),
+            &mut edges,
+        );
         if edges.is_empty() {
             continue;
         }
@@ -171,9 +207,20 @@ pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) 
     }
     if tree.nodes.len() == 1 {
         let name = entity_path(g, start);
+        let created = g.nodes[start as usize].created_ns;
+        if let Some(at) = opts.at.filter(|&at| dir == Direction::Why && created > at) {
+            let origin = crate::view::origin_ns(g);
+            tree.notes.push(format!(
+                "{name} did not exist yet at {} (first seen at {})",
+                fmt_rel(at, origin),
+                fmt_rel(created, origin)
+            ));
+        }
         tree.notes.push(match dir {
             Direction::Why => format!("nothing recorded flowed into {name} (at that version)"),
-            Direction::Impact => format!("{name} affected nothing that was recorded (from that version on)"),
+            Direction::Impact => {
+                format!("{name} affected nothing that was recorded (from that version on)")
+            }
         });
     }
     tree
@@ -181,7 +228,14 @@ pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) 
 
 /// Mark `v` and the rest of its version chain (backwards for `why`,
 /// forwards for `impact`) as expanded at tree node `idx`.
-fn claim(g: &Graph, dir: Direction, v: NodeId, idx: usize, owner: &mut HashMap<NodeId, usize>, folded: &mut Vec<NodeId>) {
+fn claim(
+    g: &Graph,
+    dir: Direction,
+    v: NodeId,
+    idx: usize,
+    owner: &mut HashMap<NodeId, usize>,
+    folded: &mut Vec<NodeId>,
+) {
     owner.insert(v, idx);
     let mut cur = v;
     loop {
@@ -210,7 +264,30 @@ fn claim(g: &Graph, dir: Direction, v: NodeId, idx: usize, owner: &mut HashMap<N
     }
 }
 
-/// The edges to follow from a tree node, in time order.
+/// The time limit on the edges followed from a tree node: at the root,
+/// `--at`; below it, the edge that led there (`why` follows only edges that
+/// began no later than that edge's last event; `impact` only edges whose last
+/// event is no earlier than its first). The store's versioning already makes
+/// every walk time-respecting when events arrive in time order; this bound
+/// keeps answers honest when a source delivers timestamps slightly out of
+/// order (threads racing to be recorded), where the structure alone would
+/// let lineage run backwards in time.
+fn bound(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>) -> Option<u64> {
+    match tn.via {
+        None => at,
+        Some(e) => {
+            let x = &g.edges[e as usize];
+            Some(match dir {
+                Direction::Why => x.last_ns,
+                Direction::Impact => x.ts_ns,
+            })
+        }
+    }
+}
+
+/// The edges to follow from a tree node, in time order: for `why` those
+/// that started at or before `at`, for `impact` those still flowing at or
+/// after it.
 fn collect(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>, out: &mut Vec<EdgeId>) {
     out.clear();
     for v in std::iter::once(tn.node).chain(tn.folded.iter().copied()) {
@@ -241,7 +318,11 @@ fn collect(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>, out: &mut 
 /// A line of the text rendering under one tree node.
 enum Item {
     Child(usize),
-    Libs { ts: u64, names: Vec<String>, entities: Vec<EntityId> },
+    Libs {
+        ts: u64,
+        names: Vec<String>,
+        entities: Vec<EntityId>,
+    },
     More(usize),
 }
 
@@ -253,7 +334,9 @@ impl Tree {
     /// Every graph node of the answer (including folded versions), for
     /// exporting it. May contain duplicates.
     pub fn graph_nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.nodes.iter().flat_map(|t| std::iter::once(t.node).chain(t.folded.iter().copied()))
+        self.nodes
+            .iter()
+            .flat_map(|t| std::iter::once(t.node).chain(t.folded.iter().copied()))
     }
 
     /// Every edge of the answer.
@@ -331,13 +414,24 @@ impl Tree {
     /// The readable tree: one line per node with the relative time of the
     /// edge, the edge, and the node. Leaf libraries are folded into one line
     /// per parent unless `opts.all`.
-    pub fn write_text<W: Write + ?Sized>(&self, g: &Graph, opts: &TextOptions, w: &mut W) -> io::Result<()> {
+    pub fn write_text<W: Write + ?Sized>(
+        &self,
+        g: &Graph,
+        opts: &TextOptions,
+        w: &mut W,
+    ) -> io::Result<()> {
         let root = &self.nodes[0];
         write!(w, "{}", describe(g, root.node, opts))?;
-        if let Some(at) = self.at {
-            write!(w, "  (at {})", fmt_rel(at, opts.origin_ns))?;
+        // Every time below is relative; say once what it is relative to.
+        match self.at {
+            Some(at) => writeln!(
+                w,
+                "  (at {}; times from {})",
+                fmt_rel(at, opts.origin_ns),
+                rfc3339(opts.origin_ns)
+            )?,
+            None => writeln!(w, "  (times from {})", rfc3339(opts.origin_ns))?,
         }
-        writeln!(w)?;
         struct Frame {
             items: Vec<Item>,
             pos: usize,
@@ -346,7 +440,12 @@ impl Tree {
         }
         let mut printed = vec![false; self.nodes.len()];
         printed[0] = true;
-        let mut stack = vec![Frame { items: self.items(g, 0, opts), pos: 0, prefix: String::new(), depth: 1 }];
+        let mut stack = vec![Frame {
+            items: self.items(g, 0, opts),
+            pos: 0,
+            prefix: String::new(),
+            depth: 1,
+        }];
         while let Some(f) = stack.last_mut() {
             if f.pos >= f.items.len() {
                 stack.pop();
@@ -356,7 +455,11 @@ impl Tree {
             f.pos += 1;
             let last = f.pos == f.items.len();
             let (depth, conn) = (f.depth, if last { "└─ " } else { "├─ " });
-            let marker = if depth > MAX_INDENT { format!("[{depth}] ") } else { String::new() };
+            let marker = if depth > MAX_INDENT {
+                format!("[{depth}] ")
+            } else {
+                String::new()
+            };
             let mut push = None;
             match &f.items[i] {
                 Item::Child(c) => {
@@ -382,10 +485,19 @@ impl Tree {
                         if depth < MAX_INDENT {
                             prefix.push_str(if last { "   " } else { "│  " });
                         }
-                        push = Some(Frame { items: self.items(g, c, opts), pos: 0, prefix, depth: depth + 1 });
+                        push = Some(Frame {
+                            items: self.items(g, c, opts),
+                            pos: 0,
+                            prefix,
+                            depth: depth + 1,
+                        });
                     }
                 }
-                Item::Libs { ts, names, entities } => {
+                Item::Libs {
+                    ts,
+                    names,
+                    entities,
+                } => {
                     let n = entities.len();
                     let mut shown: Vec<&str> = names.iter().take(3).map(|s| s.as_str()).collect();
                     if n > 3 {
@@ -401,7 +513,11 @@ impl Tree {
                     )?;
                 }
                 Item::More(n) => {
-                    let why = if self.depth.is_some_and(|d| depth > d) { "beyond --depth" } else { "node cap reached" };
+                    let why = if self.depth.is_some_and(|d| depth > d) {
+                        "beyond --depth"
+                    } else {
+                        "node cap reached"
+                    };
                     writeln!(w, "{}{conn}{marker}… {n} more ({why})", f.prefix)?;
                 }
             }
@@ -427,7 +543,10 @@ impl Tree {
             let name = crate::view::clean(path.rsplit('/').next().unwrap_or(path)).into_owned();
             match libs {
                 Some(i) => {
-                    if let Item::Libs { names, entities, .. } = &mut out[i] {
+                    if let Item::Libs {
+                        names, entities, ..
+                    } = &mut out[i]
+                    {
                         if !entities.contains(&ent) {
                             entities.push(ent);
                             names.push(name);
@@ -437,7 +556,11 @@ impl Tree {
                 None => {
                     let ts = g.edges[self.nodes[c].via.expect("child edge") as usize].ts_ns;
                     libs = Some(out.len());
-                    out.push(Item::Libs { ts, names: vec![name], entities: vec![ent] });
+                    out.push(Item::Libs {
+                        ts,
+                        names: vec![name],
+                        entities: vec![ent],
+                    });
                 }
             }
         }
@@ -460,11 +583,16 @@ impl Tree {
         }
         let ent = g.entity_of(tn.node);
         if !ent.kind.is_object()
-            || !(is_library_name(&g.nodes[tn.node as usize].label) || ent.names.iter().any(|n| is_library_name(n)))
+            || !(is_library_name(&g.nodes[tn.node as usize].label)
+                || ent.names.iter().any(|n| is_library_name(n)))
         {
             return false;
         }
-        let full = if tn.seen { tn.full.map(|f| &self.nodes[f]) } else { Some(tn) };
+        let full = if tn.seen {
+            tn.full.map(|f| &self.nodes[f])
+        } else {
+            Some(tn)
+        };
         full.is_some_and(|f| f.children.is_empty() && f.more == 0)
     }
 }

@@ -1,8 +1,8 @@
 //! Listings: `ps`, `files`, `timeline`, `graph`.
 
 use crate::view::{
-    clean, edge_phrase, end_ns, entity_path, exe_argv, fmt_argv, fmt_bytes, fmt_dur, fmt_rel, json, object_name,
-    rfc3339, EdgeView, NodeRef, NodeView, TextOptions,
+    clean, edge_phrase, end_ns, entity_path, exe_argv, fmt_argv, fmt_bytes, fmt_dur, fmt_rel, json,
+    object_name, rfc3339, EdgeView, NodeRef, NodeView, TextOptions,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -87,7 +87,10 @@ struct Keyed<T> {
 
 impl<T> Default for Keyed<T> {
     fn default() -> Self {
-        Keyed { rows: Vec::new(), index: HashMap::new() }
+        Keyed {
+            rows: Vec::new(),
+            index: HashMap::new(),
+        }
     }
 }
 
@@ -119,15 +122,29 @@ pub fn ps_rows(g: &Graph) -> Vec<PsRow<'_>> {
     }
     let mut acc: HashMap<EntityId, Acc> = HashMap::new();
     for x in &g.edges {
-        let (se, de) = (g.nodes[x.src as usize].entity, g.nodes[x.dst as usize].entity);
+        let (se, de) = (
+            g.nodes[x.src as usize].entity,
+            g.nodes[x.dst as usize].entity,
+        );
         let (sk, dk) = (g.entities[se as usize].kind, g.entities[de as usize].kind);
         let io = |obj: EntityId| {
             let o = &g.entities[obj as usize];
-            move || IoRow { kind: o.kind.as_str(), path: name_of(g, obj), uuid: &o.uuid, bytes: 0, calls: 0 }
+            move || IoRow {
+                kind: o.kind.as_str(),
+                path: name_of(g, obj),
+                uuid: &o.uuid,
+                bytes: 0,
+                calls: 0,
+            }
         };
         let map = |obj: EntityId| {
             let o = &g.entities[obj as usize];
-            move || MapRow { path: name_of(g, obj), uuid: &o.uuid, exec: false, shared_write: false }
+            move || MapRow {
+                path: name_of(g, obj),
+                uuid: &o.uuid,
+                exec: false,
+                shared_write: false,
+            }
         };
         match x.kind {
             EdgeKind::Read if dk == EntityKind::Process && sk.is_object() => {
@@ -158,7 +175,9 @@ pub fn ps_rows(g: &Graph) -> Vec<PsRow<'_>> {
     }
     let mut rows: Vec<PsRow> = Vec::new();
     for (e, ent) in g.entities.iter().enumerate() {
-        let Some(info) = ent.process.as_deref() else { continue };
+        let Some(info) = ent.process.as_deref() else {
+            continue;
+        };
         let e = e as EntityId;
         let a = acc.remove(&e).unwrap_or_default();
         let (exe, argv) = match info.execs.last() {
@@ -194,7 +213,10 @@ pub fn write_ps_json<W: Write + ?Sized>(g: &Graph, w: &mut W) -> io::Result<()> 
     write_array(w, ps_rows(g).iter())
 }
 
-fn write_array<'r, W: Write + ?Sized, T: Serialize + 'r>(w: &mut W, rows: impl Iterator<Item = &'r T>) -> io::Result<()> {
+fn write_array<'r, W: Write + ?Sized, T: Serialize + 'r>(
+    w: &mut W,
+    rows: impl Iterator<Item = &'r T>,
+) -> io::Result<()> {
     w.write_all(b"[")?;
     for (i, r) in rows.enumerate() {
         w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
@@ -204,9 +226,17 @@ fn write_array<'r, W: Write + ?Sized, T: Serialize + 'r>(w: &mut W, rows: impl I
 }
 
 /// `tomo ps`: the process tree as an aligned table.
-pub fn write_ps_text<W: Write + ?Sized>(g: &Graph, opts: &TextOptions, w: &mut W) -> io::Result<()> {
+pub fn write_ps_text<W: Write + ?Sized>(
+    g: &Graph,
+    opts: &TextOptions,
+    w: &mut W,
+) -> io::Result<()> {
     let rows = ps_rows(g);
-    let pos: HashMap<EntityId, usize> = rows.iter().enumerate().map(|(i, r)| (r.entity, i)).collect();
+    let pos: HashMap<EntityId, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.entity, i))
+        .collect();
     let mut kids: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut roots = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -217,8 +247,11 @@ pub fn write_ps_text<W: Write + ?Sized>(g: &Graph, opts: &TextOptions, w: &mut W
     }
     // Depth-first order with tree prefixes (iterative: fork chains can be long).
     let mut lines: Vec<(String, usize)> = Vec::with_capacity(rows.len());
-    let mut stack: Vec<(usize, String, String)> =
-        roots.iter().rev().map(|&r| (r, String::new(), String::new())).collect();
+    let mut stack: Vec<(usize, String, String)> = roots
+        .iter()
+        .rev()
+        .map(|&r| (r, String::new(), String::new()))
+        .collect();
     while let Some((i, lead, cont)) = stack.pop() {
         lines.push((format!("{lead}{}", rows[i].pid), i));
         if let Some(ch) = kids.get(&i) {
@@ -240,7 +273,10 @@ pub fn write_ps_text<W: Write + ?Sized>(g: &Graph, opts: &TextOptions, w: &mut W
         .iter()
         .map(|(pid, i)| {
             let r = &rows[*i];
-            let dur = r.end_ns.map(|e| fmt_dur(e.saturating_sub(r.start_ns))).unwrap_or_else(|| "-".into());
+            let dur = r
+                .end_ns
+                .map(|e| fmt_dur(e.saturating_sub(r.start_ns)))
+                .unwrap_or_else(|| "-".into());
             let exit = match (r.exit_code, r.exit_signal) {
                 (Some(c), _) => c.to_string(),
                 (None, Some(s)) => format!("sig {s}"),
@@ -257,7 +293,13 @@ pub fn write_ps_text<W: Write + ?Sized>(g: &Graph, opts: &TextOptions, w: &mut W
         })
         .collect();
     let head = ["PID", "START", "DURATION", "EXIT", "EXE", "ARGV"];
-    write_table(w, &head, &cells, &[false, true, true, true, false, false], 48)
+    write_table(
+        w,
+        &head,
+        &cells,
+        &[false, true, true, true, false, false],
+        48,
+    )
 }
 
 /// Aligned columns; `right[i]` right-aligns column i. The last column is
@@ -318,10 +360,18 @@ pub fn files_rows(g: &Graph) -> Vec<FileRow<'_>> {
     let mut acc: HashMap<EntityId, Acc> = HashMap::new();
     let peer = |p: EntityId| {
         let ent = &g.entities[p as usize];
-        move || PeerRow { pid: ent.process.as_deref().map_or(0, |i| i.pid), uuid: &ent.uuid, bytes: 0, entity: p }
+        move || PeerRow {
+            pid: ent.process.as_deref().map_or(0, |i| i.pid),
+            uuid: &ent.uuid,
+            bytes: 0,
+            entity: p,
+        }
     };
     for x in &g.edges {
-        let (se, de) = (g.nodes[x.src as usize].entity, g.nodes[x.dst as usize].entity);
+        let (se, de) = (
+            g.nodes[x.src as usize].entity,
+            g.nodes[x.dst as usize].entity,
+        );
         let (sk, dk) = (g.entities[se as usize].kind, g.entities[de as usize].kind);
         match x.kind {
             EdgeKind::Read if dk == EntityKind::Process && sk.is_object() => {
@@ -355,7 +405,8 @@ pub fn files_rows(g: &Graph) -> Vec<FileRow<'_>> {
         });
     }
     rows.sort_by(|a, b| {
-        (a.path, g.entities[a.entity as usize].first_ns).cmp(&(b.path, g.entities[b.entity as usize].first_ns))
+        (a.path, g.entities[a.entity as usize].first_ns)
+            .cmp(&(b.path, g.entities[b.entity as usize].first_ns))
     });
     rows
 }
@@ -366,13 +417,21 @@ pub fn write_files_json<W: Write + ?Sized>(g: &Graph, w: &mut W) -> io::Result<(
 }
 
 /// `tomo files`: path, kind, bytes written and read, writers, readers (and loaders).
-pub fn write_files_text<W: Write + ?Sized>(g: &Graph, _opts: &TextOptions, w: &mut W) -> io::Result<()> {
+pub fn write_files_text<W: Write + ?Sized>(
+    g: &Graph,
+    _opts: &TextOptions,
+    w: &mut W,
+) -> io::Result<()> {
     let rows = files_rows(g);
     let who = |list: &[PeerRow], extra: &[PeerRow]| -> String {
         let mut names: Vec<String> = Vec::new();
         for p in list.iter().chain(extra) {
             let ent = &g.entities[p.entity as usize];
-            let n = format!("{}[{}]", clean(&g.nodes[ent.current() as usize].label), p.pid);
+            let n = format!(
+                "{}[{}]",
+                clean(&g.nodes[ent.current() as usize].label),
+                p.pid
+            );
             if !names.contains(&n) {
                 names.push(n);
             }
@@ -391,7 +450,11 @@ pub fn write_files_text<W: Write + ?Sized>(g: &Graph, _opts: &TextOptions, w: &m
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
-            let paths = if r.paths.len() > 1 { format!(" (+{} names)", r.paths.len() - 1) } else { String::new() };
+            let paths = if r.paths.len() > 1 {
+                format!(" (+{} names)", r.paths.len() - 1)
+            } else {
+                String::new()
+            };
             [
                 format!("{}{paths}", clean(r.path)),
                 r.kind.to_string(),
@@ -402,8 +465,21 @@ pub fn write_files_text<W: Write + ?Sized>(g: &Graph, _opts: &TextOptions, w: &m
             ]
         })
         .collect();
-    let head = ["PATH", "KIND", "WRITTEN", "READ", "WRITTEN BY", "READ/LOADED BY"];
-    write_table(w, &head, &cells, &[false, false, true, true, false, false], 60)
+    let head = [
+        "PATH",
+        "KIND",
+        "WRITTEN",
+        "READ",
+        "WRITTEN BY",
+        "READ/LOADED BY",
+    ];
+    write_table(
+        w,
+        &head,
+        &cells,
+        &[false, false, true, true, false, false],
+        60,
+    )
 }
 
 /// The edges of the timeline in time order (no `version` edges: they are
@@ -449,7 +525,11 @@ struct TimelineRow<'a> {
 /// `tomo timeline --json`: an array of
 /// `{"ts_ns","time","kind","call","bytes","offset","events","last_ns","edge","src":REF,"dst":REF}`
 /// where REF is `{"id","uuid","kind","version","label","pid"}`.
-pub fn write_timeline_json<W: Write + ?Sized>(g: &Graph, edges: &[EdgeId], w: &mut W) -> io::Result<()> {
+pub fn write_timeline_json<W: Write + ?Sized>(
+    g: &Graph,
+    edges: &[EdgeId],
+    w: &mut W,
+) -> io::Result<()> {
     w.write_all(b"[")?;
     for (i, &e) in edges.iter().enumerate() {
         let x = &g.edges[e as usize];
@@ -483,8 +563,17 @@ fn short_proc(g: &Graph, n: NodeId) -> String {
 }
 
 /// `tomo timeline`: time, process, action, object, bytes; one line per edge.
-pub fn write_timeline_text<W: Write + ?Sized>(g: &Graph, edges: &[EdgeId], opts: &TextOptions, w: &mut W) -> io::Result<()> {
-    writeln!(w, "{:>12}  {:<24}  {:<10}  OBJECT  BYTES", "TIME", "PROCESS", "ACTION")?;
+pub fn write_timeline_text<W: Write + ?Sized>(
+    g: &Graph,
+    edges: &[EdgeId],
+    opts: &TextOptions,
+    w: &mut W,
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:>12}  {:<24}  {:<10}  OBJECT  BYTES",
+        "TIME", "PROCESS", "ACTION"
+    )?;
     for &e in edges {
         let x = &g.edges[e as usize];
         let sk = g.entity_of(x.src).kind;
@@ -496,7 +585,9 @@ pub fn write_timeline_text<W: Write + ?Sized>(g: &Graph, edges: &[EdgeId], opts:
         };
         let mut obj = match g.entity_of(object).process.as_deref() {
             Some(_) => {
-                let argv = exe_argv(g, object).map(|(_, a)| fmt_argv(a, 50)).unwrap_or_default();
+                let argv = exe_argv(g, object)
+                    .map(|(_, a)| fmt_argv(a, 50))
+                    .unwrap_or_default();
                 format!("{} {argv}", short_proc(g, object))
             }
             None => object_name(g, object),
@@ -511,14 +602,18 @@ pub fn write_timeline_text<W: Write + ?Sized>(g: &Graph, edges: &[EdgeId], opts:
             EdgeKind::Read | EdgeKind::Write | EdgeKind::Flow => fmt_bytes(x.bytes),
             _ => String::new(),
         };
-        let call = if action.ends_with(')') { format!(" ({})", x.call) } else { String::new() };
-        writeln!(
-            w,
+        let call = if action.ends_with(')') {
+            format!(" ({})", x.call)
+        } else {
+            String::new()
+        };
+        let line = format!(
             "{:>12}  {:<24}  {:<10}  {obj}  {bytes}{call}",
             fmt_rel(x.ts_ns, opts.origin_ns),
             actor,
             verb
-        )?;
+        );
+        writeln!(w, "{}", line.trim_end())?;
     }
     Ok(())
 }
@@ -583,7 +678,10 @@ pub fn write_graph_text<W: Write + ?Sized>(g: &Graph, w: &mut W) -> io::Result<(
     let list = |m: &BTreeMap<&'static str, usize>| {
         let mut v: Vec<_> = m.iter().collect();
         v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+        v.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     writeln!(
         w,
@@ -593,15 +691,37 @@ pub fn write_graph_text<W: Write + ?Sized>(g: &Graph, w: &mut W) -> io::Result<(
         rfc3339(s.first_ns),
         rfc3339(s.last_ns)
     )?;
-    writeln!(w, "entities: {} ({})", s.entities, list(&s.entities_by_kind))?;
-    writeln!(w, "nodes:    {} versions ({})", s.nodes, list(&s.nodes_by_kind))?;
+    writeln!(
+        w,
+        "entities: {} ({})",
+        s.entities,
+        list(&s.entities_by_kind)
+    )?;
+    writeln!(
+        w,
+        "nodes:    {} versions ({})",
+        s.nodes,
+        list(&s.nodes_by_kind)
+    )?;
     writeln!(w, "edges:    {} ({})", s.edges, list(&s.edges_by_kind))?;
     let moved: Vec<String> = ["read", "write", "flow"]
         .iter()
-        .filter_map(|k| s.bytes_by_kind.get(k).map(|b| format!("{k} {}", fmt_bytes(*b))))
+        .filter_map(|k| {
+            s.bytes_by_kind
+                .get(k)
+                .map(|b| format!("{k} {}", fmt_bytes(*b)))
+        })
         .collect();
     if !moved.is_empty() {
         writeln!(w, "bytes:    {}", moved.join(", "))?;
     }
-    writeln!(w, "acyclic:  {}", if g.is_acyclic() { "yes" } else { "NO (graph invariant broken)" })
+    writeln!(
+        w,
+        "acyclic:  {}",
+        if g.is_acyclic() {
+            "yes"
+        } else {
+            "NO (graph invariant broken)"
+        }
+    )
 }

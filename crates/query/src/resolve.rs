@@ -41,10 +41,18 @@ pub struct Resolved {
 pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolved, QueryError> {
     let t = target.trim();
     if t.is_empty() {
-        return Err(QueryError::Invalid("empty target: give a path, a pid, a UUID or a name like pipe:[123]".into()));
+        return Err(QueryError::Invalid(
+            "empty target: give a path, a pid, a UUID or a name like pipe:[123]".into(),
+        ));
     }
     let origin = origin_ns(g);
-    let found = |entity, matched| Ok(Resolved { entity, matched, notes: Vec::new() });
+    let found = |entity, matched| {
+        Ok(Resolved {
+            entity,
+            matched,
+            notes: Vec::new(),
+        })
+    };
 
     if let Ok(u) = Uuid::parse_str(t) {
         if let Some(e) = g.by_uuid(&u) {
@@ -69,7 +77,8 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
             }
         }
     }
-    let timed = |list: &[EntityId], name: &str, matched| Ok(by_time(g, list, name, matched, opts, origin));
+    let timed =
+        |list: &[EntityId], name: &str, matched| Ok(by_time(g, list, name, matched, opts, origin));
     let exact = g.by_name(t);
     if !exact.is_empty() {
         return timed(exact, t, "name");
@@ -92,7 +101,13 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
     if hex.len() >= 8 && hex.len() < 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         let lower = t.to_ascii_lowercase();
         let hits: Vec<EntityId> = (0..g.entities.len() as EntityId)
-            .filter(|&e| g.entities[e as usize].uuid.hyphenated().to_string().starts_with(&lower))
+            .filter(|&e| {
+                g.entities[e as usize]
+                    .uuid
+                    .hyphenated()
+                    .to_string()
+                    .starts_with(&lower)
+            })
             .collect();
         match hits.as_slice() {
             [e] => return found(*e, "uuid-prefix"),
@@ -101,7 +116,11 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
                 return Err(QueryError::Ambiguous {
                     target: t.into(),
                     hint: "several UUIDs start with it".into(),
-                    candidates: many.iter().take(20).map(|&e| candidate(g, e, origin)).collect(),
+                    candidates: many
+                        .iter()
+                        .take(20)
+                        .map(|&e| candidate(g, e, origin))
+                        .collect(),
                 })
             }
         }
@@ -111,7 +130,11 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
     let rel = t.trim_start_matches("./");
     let names: BTreeSet<&str> = if looks_like_path && !rel.is_empty() {
         g.names()
-            .filter(|n| n.len() > rel.len() && n.ends_with(rel) && n.as_bytes()[n.len() - rel.len() - 1] == b'/')
+            .filter(|n| {
+                n.len() > rel.len()
+                    && n.ends_with(rel)
+                    && n.as_bytes()[n.len() - rel.len() - 1] == b'/'
+            })
             .collect()
     } else {
         BTreeSet::new()
@@ -122,7 +145,8 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
         (0..g.entities.len() as EntityId)
             .filter(|&e| {
                 let ent = &g.entities[e as usize];
-                ent.kind == EntityKind::Process && ent.versions.iter().any(|&v| g.nodes[v as usize].label == t)
+                ent.kind == EntityKind::Process
+                    && ent.versions.iter().any(|&v| g.nodes[v as usize].label == t)
             })
             .collect()
     };
@@ -134,7 +158,8 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
         }
         (0, 1) => return found(procs[0], "process-name"),
         _ => {
-            let mut candidates: Vec<String> = names.iter().take(20).map(|n| n.to_string()).collect();
+            let mut candidates: Vec<String> =
+                names.iter().take(20).map(|n| n.to_string()).collect();
             candidates.extend(procs.iter().take(20).map(|&e| candidate(g, e, origin)));
             return Err(QueryError::Ambiguous {
                 target: t.into(),
@@ -143,12 +168,22 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
             });
         }
     }
-    Err(QueryError::NotFound { target: t.into(), suggestions: closest(g, t) })
+    Err(QueryError::NotFound {
+        target: t.into(),
+        suggestions: closest(g, t),
+    })
 }
 
 /// Among the entities a name denoted over time, the one current at `at`, or
 /// the latest/earliest.
-fn by_time(g: &Graph, list: &[EntityId], name: &str, matched: &'static str, opts: &ResolveOptions, origin: u64) -> Resolved {
+fn by_time(
+    g: &Graph,
+    list: &[EntityId],
+    name: &str,
+    matched: &'static str,
+    opts: &ResolveOptions,
+    origin: u64,
+) -> Resolved {
     let mut list = list.to_vec();
     list.sort_by_key(|&e| (g.entities[e as usize].first_ns, e));
     let pick = match opts.at {
@@ -168,7 +203,11 @@ fn by_time(g: &Graph, list: &[EntityId], name: &str, matched: &'static str, opts
             list.iter().map(|&e| g.entities[e as usize].uuid.to_string()).collect::<Vec<_>>().join(", ")
         ));
     }
-    Resolved { entity: pick, matched, notes }
+    Resolved {
+        entity: pick,
+        matched,
+        notes,
+    }
 }
 
 fn candidate(g: &Graph, e: EntityId, origin: u64) -> String {
@@ -203,14 +242,26 @@ fn normalize(p: &Path) -> Option<String> {
 /// Up to 5 known names (or pids) closest to `t`.
 fn closest(g: &Graph, t: &str) -> Vec<String> {
     if let Ok(pid) = t.parse::<u32>() {
-        let mut pids: Vec<u32> = g.entities.iter().filter_map(|e| e.process.as_deref().map(|p| p.pid)).collect();
+        let mut pids: Vec<u32> = g
+            .entities
+            .iter()
+            .filter_map(|e| e.process.as_deref().map(|p| p.pid))
+            .collect();
         pids.sort_unstable();
         pids.dedup();
         pids.sort_by_key(|&p| (p.abs_diff(pid), p));
-        return pids.into_iter().take(5).map(|p| format!("pid {p}")).collect();
+        return pids
+            .into_iter()
+            .take(5)
+            .map(|p| format!("pid {p}"))
+            .collect();
     }
     let key = |s: &str| -> String {
-        let s = if t.contains('/') { s } else { s.rsplit('/').next().unwrap_or(s) };
+        let s = if t.contains('/') {
+            s
+        } else {
+            s.rsplit('/').next().unwrap_or(s)
+        };
         s.to_lowercase()
     };
     let tk = key(t);
@@ -224,12 +275,20 @@ fn closest(g: &Graph, t: &str) -> Vec<String> {
         .into_iter()
         .map(|n| {
             let nk = key(n);
-            let d = if nk.contains(&tk) { 0 } else { levenshtein(&tk, &nk) };
+            let d = if nk.contains(&tk) {
+                0
+            } else {
+                levenshtein(&tk, &nk)
+            };
             (d, n.len(), n)
         })
         .collect();
     scored.sort();
-    scored.into_iter().take(5).map(|(_, _, n)| n.to_string()).collect()
+    scored
+        .into_iter()
+        .take(5)
+        .map(|(_, _, n)| n.to_string())
+        .collect()
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -254,7 +313,10 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(normalize(Path::new("/a//b/./c/../d")).as_deref(), Some("/a/b/d"));
+        assert_eq!(
+            normalize(Path::new("/a//b/./c/../d")).as_deref(),
+            Some("/a/b/d")
+        );
         assert_eq!(normalize(Path::new("/../x")).as_deref(), Some("/x"));
         assert_eq!(normalize(Path::new("rel")), None);
         assert_eq!(levenshtein("kitten", "sitting"), 3);

@@ -151,8 +151,15 @@ pub fn exe_argv(g: &Graph, n: NodeId) -> Option<(Option<&str>, &[String])> {
     let ent = g.entity_of(n);
     let info = ent.process.as_deref()?;
     let node = &g.nodes[n as usize];
-    let pos = ent.versions.iter().position(|&v| v == n).unwrap_or(node.version as usize);
-    let next = ent.versions.get(pos + 1).map(|&v| g.nodes[v as usize].created_ns);
+    let pos = ent
+        .versions
+        .iter()
+        .position(|&v| v == n)
+        .unwrap_or(node.version as usize);
+    let next = ent
+        .versions
+        .get(pos + 1)
+        .map(|&v| g.nodes[v as usize].created_ns);
     match info.execs.iter().rev().find(|x| match next {
         Some(t) => x.ts_ns < t,
         None => true,
@@ -172,7 +179,12 @@ pub fn origin_ns(g: &Graph) -> u64 {
 pub fn end_ns(g: &Graph) -> u64 {
     let edges = g.edges.iter().map(|e| e.last_ns).max().unwrap_or(0);
     let nodes = g.nodes.iter().map(|n| n.created_ns).max().unwrap_or(0);
-    let procs = g.entities.iter().filter_map(|e| e.process.as_deref().and_then(|p| p.end_ns)).max().unwrap_or(0);
+    let procs = g
+        .entities
+        .iter()
+        .filter_map(|e| e.process.as_deref().and_then(|p| p.end_ns))
+        .max()
+        .unwrap_or(0);
     edges.max(nodes).max(procs)
 }
 
@@ -248,7 +260,11 @@ pub fn fmt_argv(argv: &[String], max: usize) -> String {
             out.push(' ');
         }
         let plain = !a.is_empty()
-            && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+%@^".contains(c) || (!c.is_ascii() && !c.is_control()));
+            && a.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || "-_./=:,+%@^".contains(c)
+                    || (!c.is_ascii() && !c.is_control())
+            });
         if plain {
             out.push_str(a);
         } else {
@@ -322,7 +338,10 @@ pub fn object_name(g: &Graph, n: NodeId) -> String {
 /// The main name of an entity: its first path or address, else its label.
 pub fn entity_path(g: &Graph, n: NodeId) -> &str {
     let ent = g.entity_of(n);
-    ent.names.first().map(|s| s.as_str()).unwrap_or(&g.nodes[n as usize].label)
+    ent.names
+        .first()
+        .map(|s| s.as_str())
+        .unwrap_or(&g.nodes[n as usize].label)
 }
 
 /// The verb phrase of an edge: `read 1.2 KiB`, `wrote 0 B (openat)`,
@@ -367,12 +386,16 @@ pub fn is_library_name(name: &str) -> bool {
     }
     base.match_indices(".so").any(|(i, _)| {
         let rest = &base[i + 3..];
-        rest.is_empty() || (rest.starts_with('.') && rest[1..].chars().all(|c| c.is_ascii_digit() || c == '.'))
+        rest.is_empty()
+            || (rest.starts_with('.') && rest[1..].chars().all(|c| c.is_ascii_digit() || c == '.'))
     })
 }
 
 /// Write JSON with serde_json into an io::Write, mapping its errors.
-pub(crate) fn json<W: std::io::Write + ?Sized, T: Serialize + ?Sized>(w: &mut W, v: &T) -> std::io::Result<()> {
+pub(crate) fn json<W: std::io::Write + ?Sized, T: Serialize + ?Sized>(
+    w: &mut W,
+    v: &T,
+) -> std::io::Result<()> {
     serde_json::to_writer(w, v).map_err(std::io::Error::other)
 }
 
@@ -389,7 +412,10 @@ mod tests {
         assert_eq!(fmt_rel(12_345_678, 0), "+12.346ms");
         assert_eq!(fmt_rel(1_500_000_000, 0), "+1.500s");
         assert_eq!(fmt_rel(123_456_000_000, 0), "+2m03.456s");
-        assert_eq!(fmt_argv(&["sh".into(), "-c".into(), "a | b".into()], 60), "sh -c 'a | b'");
+        assert_eq!(
+            fmt_argv(&["sh".into(), "-c".into(), "a | b".into()], 60),
+            "sh -c 'a | b'"
+        );
         assert!(fmt_argv(&["x".repeat(100)], 10).ends_with('…'));
         assert_eq!(clean("a\nb"), "a\\nb");
         assert!(is_library_name("/lib/x86_64-linux-gnu/libc.so.6"));

@@ -104,7 +104,10 @@ pub struct Entity {
 
 impl Entity {
     pub fn current(&self) -> NodeId {
-        *self.versions.last().expect("an entity always has a version")
+        *self
+            .versions
+            .last()
+            .expect("an entity always has a version")
     }
 }
 
@@ -232,16 +235,31 @@ impl Graph {
             names: Vec::new(),
             versions: vec![nid],
             dev_ino: None,
-            process: if kind == EntityKind::Process { Some(Box::default()) } else { None },
+            process: if kind == EntityKind::Process {
+                Some(Box::default())
+            } else {
+                None
+            },
             first_ns: ts_ns,
         });
         self.by_uuid.insert(uuid, eid);
         eid
     }
 
-    fn push_node(&mut self, entity: EntityId, version: u32, created_ns: u64, label: String) -> NodeId {
+    fn push_node(
+        &mut self,
+        entity: EntityId,
+        version: u32,
+        created_ns: u64,
+        label: String,
+    ) -> NodeId {
         let nid = self.nodes.len() as NodeId;
-        self.nodes.push(Node { entity, version, created_ns, label });
+        self.nodes.push(Node {
+            entity,
+            version,
+            created_ns,
+            label,
+        });
         self.out_adj.push(Vec::new());
         self.in_adj.push(Vec::new());
         nid
@@ -270,13 +288,30 @@ impl Graph {
 
     /// Start a new version of `e` (PVM versioning), linked from the previous
     /// one by a `Version` edge (or `kind`, e.g. `Exec`).
-    pub fn new_version(&mut self, e: EntityId, ts_ns: u64, label: Option<String>, kind: EdgeKind, call: &'static str) -> NodeId {
+    pub fn new_version(
+        &mut self,
+        e: EntityId,
+        ts_ns: u64,
+        label: Option<String>,
+        kind: EdgeKind,
+        call: &'static str,
+    ) -> NodeId {
         let prev = self.entities[e as usize].current();
         let label = label.unwrap_or_else(|| self.nodes[prev as usize].label.clone());
         let version = self.nodes[prev as usize].version + 1;
         let nid = self.push_node(e, version, ts_ns, label);
         self.entities[e as usize].versions.push(nid);
-        self.push_edge(Edge { src: prev, dst: nid, kind, ts_ns, last_ns: ts_ns, bytes: 0, offset: None, call, events: 1 });
+        self.push_edge(Edge {
+            src: prev,
+            dst: nid,
+            kind,
+            ts_ns,
+            last_ns: ts_ns,
+            bytes: 0,
+            offset: None,
+            call,
+            events: 1,
+        });
         nid
     }
 
@@ -370,7 +405,9 @@ impl Graph {
     pub fn is_acyclic(&self) -> bool {
         // Kahn's algorithm over nodes.
         let mut indeg: Vec<u32> = self.in_adj.iter().map(|v| v.len() as u32).collect();
-        let mut stack: Vec<NodeId> = (0..self.nodes.len() as NodeId).filter(|&n| indeg[n as usize] == 0).collect();
+        let mut stack: Vec<NodeId> = (0..self.nodes.len() as NodeId)
+            .filter(|&n| indeg[n as usize] == 0)
+            .collect();
         let mut seen = 0usize;
         while let Some(n) = stack.pop() {
             seen += 1;
@@ -391,7 +428,13 @@ mod tests {
     use super::*;
 
     fn flow(kind: EdgeKind, ts: u64) -> Flow {
-        Flow { kind, ts_ns: ts, bytes: 1, offset: None, call: "t" }
+        Flow {
+            kind,
+            ts_ns: ts,
+            bytes: 1,
+            offset: None,
+            call: "t",
+        }
     }
 
     #[test]

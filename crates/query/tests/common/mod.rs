@@ -22,7 +22,10 @@ impl Default for Rec {
 
 impl Rec {
     pub fn new() -> Rec {
-        Rec { evs: Vec::new(), t: T0 }
+        Rec {
+            evs: Vec::new(),
+            t: T0,
+        }
     }
     /// The time the next event will get.
     pub fn next_ts(&self) -> u64 {
@@ -42,7 +45,12 @@ impl Rec {
             seq: self.evs.len() as u64,
             ts_ns: self.t,
             proc: pr,
-            cred: Cred { uid: 1000, gid: 1000, euid: 1000, egid: 1000 },
+            cred: Cred {
+                uid: 1000,
+                gid: 1000,
+                euid: 1000,
+                egid: 1000,
+            },
             op,
             ret,
         });
@@ -54,13 +62,22 @@ impl Rec {
     pub fn observed(&mut self, pid: u32, exe: &str, argv: &[&str]) -> u64 {
         self.push(
             pid,
-            Op::Observed { exe: Some(exe.into()), argv: argv.iter().map(|s| s.to_string()).collect(), cwd: Some("/w".into()) },
+            Op::Observed {
+                exe: Some(exe.into()),
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+                cwd: Some("/w".into()),
+            },
         )
     }
     pub fn spawn(&mut self, parent: u32, child: u32) -> u64 {
         self.push_as(
             proc_ref(parent),
-            Op::Spawn { call: Call::clone, kind: SpawnKind::Process, child: proc_ref(child), flags: 0 },
+            Op::Spawn {
+                call: Call::clone,
+                kind: SpawnKind::Process,
+                child: proc_ref(child),
+                flags: 0,
+            },
             child as i64,
         )
     }
@@ -80,7 +97,15 @@ impl Rec {
         use tomo_event::mm::*;
         self.push_as(
             proc_ref(pid),
-            Op::Mmap { call: Call::mmap, fd: 3, obj: file(lib), offset: 0, len: 4096, prot: PROT_READ | PROT_EXEC, flags: MAP_PRIVATE },
+            Op::Mmap {
+                call: Call::mmap,
+                fd: 3,
+                obj: file(lib),
+                offset: 0,
+                len: 4096,
+                prot: PROT_READ | PROT_EXEC,
+                flags: MAP_PRIVATE,
+            },
             0x7f00_0000,
         )
     }
@@ -93,12 +118,26 @@ impl Rec {
     pub fn create(&mut self, pid: u32, path: &str) -> u64 {
         self.push_as(
             proc_ref(pid),
-            Op::Open { call: Call::openat, fd: 4, obj: file(path), flags: 0o1101, mode: 0o644, created: true },
+            Op::Open {
+                call: Call::openat,
+                fd: 4,
+                obj: file(path),
+                flags: 0o1101,
+                mode: 0o644,
+                created: true,
+            },
             4,
         )
     }
     pub fn exit(&mut self, pid: u32, code: i32) -> u64 {
-        self.push(pid, Op::Exit { call: Call::exit_group, code, signal: None })
+        self.push(
+            pid,
+            Op::Exit {
+                call: Call::exit_group,
+                code,
+                signal: None,
+            },
+        )
     }
     pub fn graph(&self) -> Graph {
         tomo_ingest::build(self.evs.iter())
@@ -106,21 +145,50 @@ impl Rec {
 }
 
 pub fn proc_ref(pid: u32) -> ProcRef {
-    ProcRef { pid, tid: pid, ppid: 1, start_ticks: pid as u64 * 7 }
+    ProcRef {
+        pid,
+        tid: pid,
+        ppid: 1,
+        start_ticks: pid as u64 * 7,
+    }
 }
 
 /// A regular file whose inode is derived from its path.
 pub fn file(path: &str) -> ObjRef {
-    let ino = path.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211)) % 1_000_000;
-    ObjRef { kind: ObjKind::File, dev: 8, ino, path: Some(path.into()) }
+    let ino = path.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    }) % 1_000_000;
+    ObjRef {
+        kind: ObjKind::File,
+        dev: 8,
+        ino,
+        path: Some(path.into()),
+    }
 }
 
 pub fn pipe(ino: u64) -> ObjRef {
-    ObjRef { kind: ObjKind::Pipe, dev: 12, ino, path: None }
+    ObjRef {
+        kind: ObjKind::Pipe,
+        dev: 12,
+        ino,
+        path: None,
+    }
 }
 
 pub fn io(dir: Dir, obj: ObjRef, count: u64) -> Op {
-    Op::Io { call: if dir == Dir::Read { Call::read } else { Call::write }, dir, fd: 3, obj, offset: Some(0), count, sock: None }
+    Op::Io {
+        call: if dir == Dir::Read {
+            Call::read
+        } else {
+            Call::write
+        },
+        dir,
+        fd: 3,
+        obj,
+        offset: Some(0),
+        count,
+        sock: None,
+    }
 }
 
 /// `sh -c 'tar cf - /d | gzip > /w/out.tgz'`:
@@ -129,8 +197,20 @@ pub fn io(dir: Dir, obj: ObjRef, count: u64) -> Op {
 /// also libz.
 pub fn pipeline() -> Rec {
     let mut r = Rec::new();
-    r.observed(10, "/bin/sh", &["sh", "-c", "tar cf - /d | gzip > /w/out.tgz"]);
-    r.push(10, Op::Pipe { call: Call::pipe2, read_fd: 3, write_fd: 4, obj: pipe(77) });
+    r.observed(
+        10,
+        "/bin/sh",
+        &["sh", "-c", "tar cf - /d | gzip > /w/out.tgz"],
+    );
+    r.push(
+        10,
+        Op::Pipe {
+            call: Call::pipe2,
+            read_fd: 3,
+            write_fd: 4,
+            obj: pipe(77),
+        },
+    );
     r.spawn(10, 11);
     r.spawn(10, 12);
     r.exec(11, "/usr/bin/tar", &["tar", "cf", "-", "/d"]);
