@@ -1046,6 +1046,12 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
             if ok {
                 refresh_sock(o.as_ref(), tid, fd);
             }
+            // The kernel's choice for port 0 (or an unspecified address) is
+            // what peers will see, so log the bound address, not the request.
+            let bound = o
+                .as_ref()
+                .filter(|_| ok)
+                .and_then(|o| o.borrow().sock.as_ref().and_then(|s| s.local.clone()));
             let obj = o
                 .map(|o| o.borrow().obj.clone())
                 .unwrap_or_else(ObjRef::unknown);
@@ -1053,7 +1059,7 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
                 call,
                 fd,
                 obj,
-                addr: p.addr.unwrap_or(SockAddr::Unnamed),
+                addr: bound.or(p.addr).unwrap_or(SockAddr::Unnamed),
             }
         }
         Call::listen => {
