@@ -300,10 +300,25 @@ pub enum Stop {
 
 /// Wait for any tracee (`__WALL`: threads too). `Ok(None)` when none is left.
 pub fn wait_any() -> io::Result<Option<(i32, Stop)>> {
+    let spin: u32 = std::env::var("TOMO_SPIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut tries = 0u32;
     loop {
         let mut status: libc::c_int = 0;
+        let flags = if tries < spin {
+            libc::__WALL | libc::WNOHANG
+        } else {
+            libc::__WALL
+        };
+        tries += 1;
         // SAFETY: `status` is a valid out-pointer for the call.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        if pid == 0 {
+            std::hint::spin_loop();
+            continue;
+        }
         if pid < 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
