@@ -3,6 +3,7 @@
 
 mod cmd_demo;
 mod cmd_export;
+mod cmd_ingest;
 mod cmd_log;
 mod cmd_query;
 mod cmd_record;
@@ -28,6 +29,8 @@ enum Cmd {
     Demo(cmd_demo::DemoArgs),
     /// Record a command's whole process tree (ptrace + seccomp, no root needed).
     Record(cmd_record::RecordArgs),
+    /// Import logs of another source (Linux audit) into a recording.
+    Ingest(cmd_ingest::IngestArgs),
     /// Print the raw normalized events of a recording.
     Events(cmd_log::EventsArgs),
     /// Cut a time window out of a recording into a new recording.
@@ -61,6 +64,7 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Demo(a) => cmd_demo::run(a),
         Cmd::Record(a) => cmd_record::run(a),
+        Cmd::Ingest(a) => cmd_ingest::run(a),
         Cmd::Events(a) => cmd_log::events(a),
         Cmd::Cut(a) => cmd_log::cut(a),
         Cmd::Verify(a) => cmd_log::verify(a),
