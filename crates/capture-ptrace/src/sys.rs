@@ -300,10 +300,18 @@ pub enum Stop {
 
 /// Wait for any tracee (`__WALL`: threads too). `Ok(None)` when none is left.
 pub fn wait_any() -> io::Result<Option<(i32, Stop)>> {
-    let spin: u32 = std::env::var("TOMO_SPIN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    // Poll briefly before sleeping: traced programs often stop again within
+    // microseconds, and on a VM waking a sleeping tracer costs more than the
+    // stop itself (measured: ~25% less wall time on a syscall-heavy loop).
+    // Bounded (~50-100 us of polling), so a quiet tracee costs little.
+    // TOMO_SPIN=N overrides the number of polls (0 disables) for measuring.
+    static SPIN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let spin = *SPIN.get_or_init(|| {
+        std::env::var("TOMO_SPIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100)
+    });
     let mut tries = 0u32;
     loop {
         let mut status: libc::c_int = 0;
