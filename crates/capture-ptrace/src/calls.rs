@@ -50,6 +50,7 @@ pub struct Pending {
     obj: Option<ObjRef>,
     obj2: Option<ObjRef>,
     existed: bool,
+    known_inode: Option<(u64, u64)>,
     open_flags: u32,
     open_mode: u32,
     argv: Vec<String>,
@@ -261,6 +262,7 @@ pub fn capture_entry(t: &Tracer, tid: i32, call: Call, a: [u64; 6]) -> Pending {
         obj: None,
         obj2: None,
         existed: false,
+        known_inode: None,
         open_flags: 0,
         open_mode: 0,
         argv: Vec::new(),
@@ -291,7 +293,14 @@ pub fn capture_entry(t: &Tracer, tid: i32, call: Call, a: [u64; 6]) -> Pending {
                 }
             };
             if flags & O_CREAT != 0 && flags & O_EXCL == 0 {
-                p.existed = std::fs::metadata(&path).is_ok();
+                // Did the open create the file? A path this recording has
+                // seen open before is checked at exit against the inode it
+                // had (a different inode means it was replaced); only new
+                // paths need a stat now.
+                match t.known_inode(&path) {
+                    Some(k) => p.known_inode = Some(k),
+                    None => p.existed = std::fs::metadata(&path).is_ok(),
+                }
             }
             p.path = Some(path);
             p.open_flags = flags;
@@ -447,6 +456,64 @@ pub fn ipc_source(t: &Tracer, tid: i32, p: &Pending) -> Option<IpcKey> {
     ipc_key(t, tid, fd)
 }
 
+/// Whether [`finish_at_entry`] will finish this call (decided from the
+/// model alone, so the tracee can be resumed before the event is logged).
+pub fn finishes_at_entry(t: &Tracer, tid: i32, p: &Pending) -> bool {
+    let a = p.args;
+    match p.call {
+        Call::exit => true,
+        Call::close => t
+            .fds(tid)
+            .is_some_and(|tb| tb.borrow().contains_key(&fd_arg(a[0]))),
+        Call::lseek => {
+            let Some(table) = t.fds(tid) else {
+                return false;
+            };
+            let tb = table.borrow();
+            let Some(o) = tb.get(&fd_arg(a[0])) else {
+                return false;
+            };
+            seekable(o.borrow().obj.kind) && matches!((a[2], a[1] as i64), (0, 0..) | (1, 0))
+        }
+        _ => false,
+    }
+}
+
+/// Whether finishing this call needs the tracee still stopped: to read its
+/// memory (addresses), or `/proc` facts of a descriptor it could close as
+/// soon as it runs. Plain reads and writes on descriptors the model knows
+/// need neither.
+pub fn needs_tracee_at_exit(t: &Tracer, tid: i32, p: &Pending) -> bool {
+    let plain = matches!(
+        p.call,
+        Call::read
+            | Call::readv
+            | Call::pread64
+            | Call::preadv
+            | Call::preadv2
+            | Call::write
+            | Call::writev
+            | Call::pwrite64
+            | Call::pwritev
+            | Call::pwritev2
+    );
+    if !plain {
+        return true;
+    }
+    let Some(table) = t.fds(tid) else { return true };
+    let tb = table.borrow();
+    let Some(o) = tb.get(&fd_arg(p.args[0])) else {
+        return true;
+    };
+    let o = o.borrow();
+    match o.obj.kind {
+        // O_APPEND writes ask the file's size; sockets may need addresses.
+        ObjKind::File | ObjKind::BlockDev => o.append,
+        ObjKind::Socket => o.sock.as_ref().is_none_or(unbound),
+        _ => false,
+    }
+}
+
 /// Calls whose outcome is certain at entry are finished there, saving the
 /// exit stop: `close` of a descriptor the model knows (Linux releases the
 /// descriptor even when close reports EIO or EINTR, and EBADF cannot happen
@@ -513,6 +580,19 @@ pub fn finish_at_entry(t: &mut Tracer, tid: i32, p: &Pending) -> bool {
 
 /// Turn a finished call into its event.
 pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
+    if matches!(
+        p.call,
+        Call::rename
+            | Call::renameat
+            | Call::renameat2
+            | Call::unlink
+            | Call::unlinkat
+            | Call::rmdir
+    ) {
+        for path in [&p.path, &p.path2].into_iter().flatten() {
+            t.forget_inode(path);
+        }
+    }
     let a = p.args;
     let ok = ret >= 0;
     let call = p.call;
@@ -572,16 +652,25 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
         Call::open | Call::creat | Call::openat | Call::openat2 => {
             let path = p.path.clone().unwrap_or_default();
             let fd = if ok { ret as i32 } else { -1 };
+            let flags = p.open_flags;
+            let tmpfile = flags & O_TMPFILE == O_TMPFILE;
+            // Named by the kernel's path of the descriptor, not the name
+            // used: a symlink's name must not become a name of its target.
             let obj = if ok {
                 procfs::fd_obj(tid, fd).unwrap_or_else(|| named_unknown(&path))
             } else {
                 named_unknown(&path)
             };
-            let flags = p.open_flags;
+            let existed = match p.known_inode {
+                Some(k) => k == (obj.dev, obj.ino),
+                None => p.existed,
+            };
             let created = ok
                 && obj.kind == ObjKind::File
-                && (flags & O_TMPFILE == O_TMPFILE
-                    || (flags & O_CREAT != 0 && (flags & O_EXCL != 0 || !p.existed)));
+                && (tmpfile || (flags & O_CREAT != 0 && (flags & O_EXCL != 0 || !existed)));
+            if ok && obj.kind == ObjKind::File && !tmpfile {
+                t.remember_inode(&path, (obj.dev, obj.ino));
+            }
             if ok {
                 let mut o = Ofd::new(obj.clone());
                 o.append = flags & O_APPEND != 0;

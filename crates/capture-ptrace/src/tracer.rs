@@ -75,6 +75,7 @@ pub struct Tracer<'a> {
     sink_error: Option<io::Error>,
     /// Threads inside a write to a pipe or socket (entered, exit not yet seen).
     inflight: HashMap<i32, calls::IpcKey>,
+    known: RefCell<HashMap<String, (u64, u64)>>,
 }
 
 const CLONE_VM: u64 = 0x100;
@@ -106,6 +107,7 @@ impl<'a> Tracer<'a> {
             root_exit: None,
             sink_error: None,
             inflight: HashMap::new(),
+            known: RefCell::new(HashMap::new()),
         }
     }
 
@@ -201,6 +203,26 @@ impl<'a> Tracer<'a> {
         if let Err(e) = (self.sink)(ev) {
             self.sink_error = Some(e);
         }
+    }
+
+    /// The inode a path had when a tracee last opened it (see `calls.rs`,
+    /// open with O_CREAT).
+    pub fn known_inode(&self, path: &str) -> Option<(u64, u64)> {
+        self.known.borrow().get(path).copied()
+    }
+
+    pub fn remember_inode(&self, path: &str, k: (u64, u64)) {
+        let mut m = self.known.borrow_mut();
+        // Bounded memory for recordings that open millions of paths: a
+        // forgotten path only costs a stat at its next O_CREAT open.
+        if m.len() >= 65_536 {
+            m.clear();
+        }
+        m.insert(path.to_string(), k);
+    }
+
+    pub fn forget_inode(&self, path: &str) {
+        self.known.borrow_mut().remove(path);
     }
 
     /// The working directory of `tid`'s process, from the cache.
@@ -317,9 +339,11 @@ impl<'a> Tracer<'a> {
         if let Some(key) = calls::ipc_target(self, tid, &pending) {
             self.inflight.insert(tid, key);
         }
-        if calls::finish_at_entry(self, tid, &pending) {
-            // Outcome known already: skip the exit stop (half the cost).
+        if calls::finishes_at_entry(self, tid, &pending) {
+            // Outcome known already: skip the exit stop (half the cost), and
+            // let the tracee run while the event is logged.
             let _ = sys::cont(tid, 0);
+            calls::finish_at_entry(self, tid, &pending);
             return;
         }
         if let Some(t) = self.threads.get_mut(&tid) {
@@ -353,12 +377,20 @@ impl<'a> Tracer<'a> {
             // The kernel restarts these calls (after a signal handler or
             // transparently); the restarted call stops at entry again.
             if !matches!(ret, -512 | -513 | -514 | -516) {
+                // Calls whose event needs nothing more from the tracee let
+                // it run while the event is built and logged: the tracer's
+                // work then overlaps the tracee's instead of adding to it.
+                let resumed =
+                    !calls::needs_tracee_at_exit(self, tid, &p) && sys::cont(tid, 0).is_ok();
                 if ret > 0 {
                     if let Some(src) = calls::ipc_source(self, tid, &p) {
                         self.settle_writers(tid, src);
                     }
                 }
                 calls::finish(self, tid, p, ret);
+                if resumed {
+                    return;
+                }
             }
         }
         let _ = sys::cont(tid, 0);
