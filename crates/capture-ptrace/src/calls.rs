@@ -20,6 +20,13 @@ pub struct Ofd {
     /// File position (seekable objects).
     pub pos: u64,
     pub append: bool,
+    /// Opened for writing (O_WRONLY/O_RDWR), when known; a write on a
+    /// read-only descriptor fails and must be seen failing.
+    pub writable: bool,
+    /// The tracer's own descriptor for this open file description
+    /// (pidfd_getfd), taken at its first deferred write: it shares the file
+    /// position, so one `lseek` reads the outcome of a write.
+    pub mirror: Option<Rc<std::os::fd::OwnedFd>>,
     /// Stream offsets (pipes, sockets): bytes read and written so far.
     pub rd: u64,
     pub wr: u64,
@@ -32,6 +39,8 @@ impl Ofd {
             obj,
             pos: 0,
             append: false,
+            writable: false,
+            mirror: None,
             rd: 0,
             wr: 0,
             sock: None,
@@ -220,6 +229,7 @@ fn ofd(t: &Tracer, tid: i32, fd: i32) -> Option<Rc<RefCell<Ofd>>> {
     if let Some((pos, flags)) = procfs::fd_pos_flags(tid, fd) {
         o.pos = pos;
         o.append = flags & O_APPEND != 0;
+        o.writable = flags & 3 != 0;
     }
     if o.obj.kind == ObjKind::Socket {
         o.sock = sock_facts(tid, fd);
@@ -456,12 +466,124 @@ pub fn ipc_source(t: &Tracer, tid: i32, p: &Pending) -> Option<IpcKey> {
     ipc_key(t, tid, fd)
 }
 
+/// A `write` to a regular file resumed without its exit stop. Its outcome is
+/// read back from the file position (`/proc/PID/fdinfo`) at the thread's
+/// next stop: the descriptor is the only one that can move that position
+/// (no dup, no fork copy, no other thread), so `pos_after - pos_before` is
+/// exactly the number of bytes written. One `lseek` on the tracer's mirror
+/// of the description costs far less than an exit stop.
+pub struct Deferred {
+    fd: i32,
+    ofd: Rc<RefCell<Ofd>>,
+    p0: u64,
+    n: u64,
+}
+
+impl Deferred {
+    pub fn inode(&self) -> (u64, u64) {
+        let o = self.ofd.borrow();
+        (o.obj.dev, o.obj.ino)
+    }
+}
+
+pub fn deferrable(t: &Tracer, tid: i32, p: &Pending) -> Option<Deferred> {
+    let n = p.args[2];
+    if p.call != Call::write || n == 0 || !t.alone_in_process(tid) {
+        return None;
+    }
+    let fd = fd_arg(p.args[0]);
+    let table = t.fds(tid)?;
+    let tb = table.borrow();
+    let o = tb.get(&fd)?;
+    // One Rc in this table and nowhere else: no dup and no forked copy.
+    if Rc::strong_count(o) != 1 {
+        return None;
+    }
+    let (kind, append, writable, p0) = {
+        let ob = o.borrow();
+        (ob.obj.kind, ob.append, ob.writable, ob.pos)
+    };
+    if kind != ObjKind::File || append || !writable {
+        return None;
+    }
+    if o.borrow().mirror.is_none() {
+        // No mirror (descriptor limit reached, or no pidfd_getfd): keep
+        // the exit stop.
+        let m = sys::getfd(&*t.pidfd(tid)?, fd).ok()?;
+        o.borrow_mut().mirror = Some(Rc::new(m));
+    }
+    Some(Deferred {
+        fd,
+        ofd: Rc::clone(o),
+        p0,
+        n,
+    })
+}
+
+/// The current position of a deferred write's file, through the mirror.
+pub fn deferred_pos(d: &Deferred) -> Option<u64> {
+    let m = d.ofd.borrow().mirror.clone()?;
+    sys::tell(&m)
+}
+
+/// Log a deferred write from the position now (`None`: the descriptor is
+/// gone, e.g. the process was killed, so the outcome is unknown).
+pub fn finish_deferred(t: &mut Tracer, tid: i32, d: Deferred, pos_now: Option<u64>) {
+    let written = pos_now
+        .and_then(|p1| p1.checked_sub(d.p0))
+        .filter(|&c| c > 0 && c <= d.n);
+    let (count, ret) = match written {
+        Some(c) => (c, c as i64),
+        None => (0, tomo_event::RET_UNKNOWN),
+    };
+    if let Some(c) = written {
+        d.ofd.borrow_mut().pos = d.p0 + c;
+    }
+    let obj = d.ofd.borrow().obj.clone();
+    let op = Op::Io {
+        call: Call::write,
+        dir: Dir::Write,
+        fd: d.fd,
+        obj,
+        offset: Some(d.p0),
+        count,
+        sock: None,
+    };
+    t.emit(tid, op, ret);
+}
+
+/// Whether the deferred write is complete now (its position moved by all
+/// it asked for): a check that needs no stop of its thread.
+pub fn deferred_complete(d: &Deferred) -> bool {
+    deferred_pos(d).is_some_and(|p1| p1 == d.p0 + d.n)
+}
+
+/// The regular file a read-family call or a mapping takes data from.
+pub fn file_source(t: &Tracer, tid: i32, p: &Pending) -> Option<(u64, u64)> {
+    let fd = match p.call {
+        Call::read
+        | Call::readv
+        | Call::pread64
+        | Call::preadv
+        | Call::preadv2
+        | Call::splice
+        | Call::copy_file_range => fd_arg(p.args[0]),
+        Call::sendfile => fd_arg(p.args[1]),
+        Call::mmap => fd_arg(p.args[4]),
+        _ => return None,
+    };
+    let table = t.fds(tid)?;
+    let tb = table.borrow();
+    let o = tb.get(&fd)?.borrow();
+    (o.obj.kind == ObjKind::File).then_some((o.obj.dev, o.obj.ino))
+}
+
 /// Whether [`finish_at_entry`] will finish this call (decided from the
 /// model alone, so the tracee can be resumed before the event is logged).
 pub fn finishes_at_entry(t: &Tracer, tid: i32, p: &Pending) -> bool {
     let a = p.args;
     match p.call {
-        Call::exit => true,
+        Call::exit | Call::exit_group => true,
         Call::close => t
             .fds(tid)
             .is_some_and(|tb| tb.borrow().contains_key(&fd_arg(a[0]))),
@@ -521,6 +643,9 @@ pub fn needs_tracee_at_exit(t: &Tracer, tid: i32, p: &Pending) -> bool {
 pub fn finish_at_entry(t: &mut Tracer, tid: i32, p: &Pending) -> bool {
     let a = p.args;
     match p.call {
+        // Traced only so that a deferred write is settled while the
+        // process still exists; its end is logged when wait reports it.
+        Call::exit_group => true,
         Call::exit => {
             // exit(2) of one thread never returns; the process's end is
             // reported when its last thread is gone.
@@ -674,6 +799,7 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
             if ok {
                 let mut o = Ofd::new(obj.clone());
                 o.append = flags & O_APPEND != 0;
+                o.writable = flags & 3 != 0;
                 if obj.kind == ObjKind::Socket {
                     o.sock = sock_facts(tid, fd);
                 }

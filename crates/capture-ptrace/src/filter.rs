@@ -40,6 +40,7 @@ pub fn call_of(nr: i64) -> Option<Call> {
     }
     Some(match nr {
         SYS_exit => Call::exit,
+        SYS_exit_group => Call::exit_group,
         SYS_clone => Call::clone,
         SYS_clone3 => Call::clone3,
         SYS_execve => Call::execve,

@@ -121,6 +121,35 @@ pub fn dup_from(pid: i32, fd: i32) -> io::Result<OwnedFd> {
     }
 }
 
+/// A pidfd for `pid` (Linux 5.3), to borrow several of its descriptors.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; the new descriptor is owned here.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Borrow descriptor `fd` of the process behind `pidfd`.
+pub fn getfd(pidfd: &OwnedFd, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; the new descriptor is owned here.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// The file position of a descriptor (`lseek(fd, 0, SEEK_CUR)`).
+pub fn tell(fd: &OwnedFd) -> Option<u64> {
+    // SAFETY: lseek on a descriptor we own; no memory is passed.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) };
+    (r >= 0).then_some(r as u64)
+}
+
 /// Raw socket-level facts of a borrowed socket: (domain, type, protocol,
 /// local address bytes, peer address bytes).
 pub struct RawSockFacts {

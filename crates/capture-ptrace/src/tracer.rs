@@ -30,6 +30,8 @@ pub struct Proc {
     /// `/proc/PID/cwd` lookup per call would cost more than the stop.
     /// Cleared by chdir/fchdir.
     pub cwd: RefCell<Option<String>>,
+    /// Opened at the first descriptor the tracer borrows from the process.
+    pub pidfd: RefCell<Option<Rc<std::os::fd::OwnedFd>>>,
 }
 
 struct Thread {
@@ -76,6 +78,8 @@ pub struct Tracer<'a> {
     /// Threads inside a write to a pipe or socket (entered, exit not yet seen).
     inflight: HashMap<i32, calls::IpcKey>,
     known: RefCell<HashMap<String, (u64, u64)>>,
+    /// Writes resumed without their exit stop, by thread (see `calls::Deferred`).
+    deferred: HashMap<i32, calls::Deferred>,
 }
 
 const CLONE_VM: u64 = 0x100;
@@ -108,6 +112,7 @@ impl<'a> Tracer<'a> {
             sink_error: None,
             inflight: HashMap::new(),
             known: RefCell::new(HashMap::new()),
+            deferred: HashMap::new(),
         }
     }
 
@@ -128,6 +133,7 @@ impl<'a> Tracer<'a> {
                 cred,
                 fds: Rc::new(RefCell::new(HashMap::new())),
                 cwd: RefCell::new(None),
+                pidfd: RefCell::new(None),
             },
         );
         self.threads.insert(
@@ -225,6 +231,17 @@ impl<'a> Tracer<'a> {
         self.known.borrow_mut().remove(path);
     }
 
+    /// The pidfd of `tid`'s process (opened once, kept until it exits).
+    pub fn pidfd(&self, tid: i32) -> Option<Rc<std::os::fd::OwnedFd>> {
+        let p = self.procs.get(&self.tgid_of(tid))?;
+        if let Some(fd) = p.pidfd.borrow().as_ref() {
+            return Some(Rc::clone(fd));
+        }
+        let fd = Rc::new(sys::pidfd_open(tid).ok()?);
+        p.pidfd.replace(Some(Rc::clone(&fd)));
+        Some(fd)
+    }
+
     /// The working directory of `tid`'s process, from the cache.
     pub fn cwd(&self, tid: i32) -> Option<String> {
         let Some(p) = self.procs.get(&self.tgid_of(tid)) else {
@@ -275,7 +292,55 @@ impl<'a> Tracer<'a> {
         self.root_exit.ok_or(RecordError::NoExitStatus)
     }
 
+    /// True when `tid` is the only thread of its process (so nothing else
+    /// can use its descriptors while it runs).
+    pub fn alone_in_process(&self, tid: i32) -> bool {
+        let tgid = self.tgid_of(tid);
+        self.threads.len() < 256 && self.threads.values().filter(|t| t.tgid == tgid).count() == 1
+    }
+
+    /// Settle `tid`'s deferred write, if any, from its descriptor's position.
+    fn reconcile(&mut self, tid: i32) {
+        if let Some(d) = self.deferred.remove(&tid) {
+            let pos = calls::deferred_pos(&d);
+            calls::finish_deferred(self, tid, d, pos);
+        }
+    }
+
+    /// Before a file's data is read, log the deferred writes into it (as
+    /// `settle_writers` does for pipes): take the writer's next stop if it
+    /// comes within ~2 ms, else settle from the position if the write is
+    /// visibly complete.
+    fn settle_file(&mut self, reader: i32, inode: (u64, u64)) {
+        let writers: Vec<i32> = self
+            .deferred
+            .iter()
+            .filter(|(&w, d)| w != reader && d.inode() == inode)
+            .map(|(&w, _)| w)
+            .collect();
+        for w in writers {
+            for attempt in 0..200 {
+                if !self.deferred.contains_key(&w) {
+                    break;
+                }
+                match sys::wait_tid_nohang(w) {
+                    Ok(Some(stop)) => self.handle(w, stop),
+                    Ok(None) if attempt < 199 => {
+                        std::thread::sleep(std::time::Duration::from_micros(10))
+                    }
+                    _ => break,
+                }
+            }
+            if self.deferred.get(&w).is_some_and(calls::deferred_complete) {
+                self.reconcile(w);
+            }
+        }
+    }
+
     fn handle(&mut self, tid: i32, stop: Stop) {
+        if !self.deferred.is_empty() && !matches!(stop, Stop::Exited(_) | Stop::Signaled(_)) {
+            self.reconcile(tid);
+        }
         match stop {
             Stop::Exited(code) => self.on_exit(tid, Exit::Code(code)),
             Stop::Signaled(sig) => self.on_exit(tid, Exit::Signal(sig)),
@@ -339,6 +404,11 @@ impl<'a> Tracer<'a> {
         if let Some(key) = calls::ipc_target(self, tid, &pending) {
             self.inflight.insert(tid, key);
         }
+        if let Some(d) = calls::deferrable(self, tid, &pending) {
+            self.deferred.insert(tid, d);
+            let _ = sys::cont(tid, 0);
+            return;
+        }
         if calls::finishes_at_entry(self, tid, &pending) {
             // Outcome known already: skip the exit stop (half the cost), and
             // let the tracee run while the event is logged.
@@ -385,6 +455,11 @@ impl<'a> Tracer<'a> {
                 if ret > 0 {
                     if let Some(src) = calls::ipc_source(self, tid, &p) {
                         self.settle_writers(tid, src);
+                    }
+                }
+                if !self.deferred.is_empty() {
+                    if let Some(inode) = calls::file_source(self, tid, &p) {
+                        self.settle_file(tid, inode);
                     }
                 }
                 calls::finish(self, tid, p, ret);
@@ -491,6 +566,7 @@ impl<'a> Tracer<'a> {
                     cred,
                     fds,
                     cwd: RefCell::new(cwd),
+                    pidfd: RefCell::new(None),
                 },
             );
             self.threads.insert(
@@ -567,6 +643,11 @@ impl<'a> Tracer<'a> {
     fn on_exit(&mut self, tid: i32, how: Exit) {
         self.early.remove(&tid);
         self.inflight.remove(&tid);
+        if let Some(d) = self.deferred.remove(&tid) {
+            // Ended before its next stop: the mirror still knows the position.
+            let pos = calls::deferred_pos(&d);
+            calls::finish_deferred(self, tid, d, pos);
+        }
         let Some(t) = self.threads.remove(&tid) else {
             return;
         };

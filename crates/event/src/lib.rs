@@ -74,8 +74,15 @@ pub struct Event {
     pub op: Op,
     /// Raw return value: `>= 0` success, `-errno` on failure. A failed
     /// operation is recorded but never produces a data flow.
+    /// [`RET_UNKNOWN`] means the source saw the call fail (or could not see
+    /// its outcome) without seeing the errno.
     pub ret: i64,
 }
+
+/// `ret` of a call whose outcome the source could not observe exactly: it
+/// counts as failed (no data flow). `-4095` is the kernel's `-MAX_ERRNO`, never
+/// a real errno a call returns.
+pub const RET_UNKNOWN: i64 = -4095;
 
 impl Event {
     pub fn ok(&self) -> bool {
