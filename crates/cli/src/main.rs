@@ -1,12 +1,14 @@
 //! `tomo`: the command-line view of Tomo. Thin: every command parses its
 //! arguments, calls the library crates, and renders text or `--json`.
 
+mod cmd_agent;
 mod cmd_demo;
 mod cmd_export;
 mod cmd_ingest;
 mod cmd_log;
 mod cmd_query;
 mod cmd_record;
+mod cmd_store;
 mod load;
 mod timearg;
 
@@ -29,6 +31,8 @@ enum Cmd {
     Demo(cmd_demo::DemoArgs),
     /// Record a command's whole process tree (ptrace + seccomp, no root needed).
     Record(cmd_record::RecordArgs),
+    /// Capture the whole host (root) into a recording, until Ctrl-C.
+    Agent(cmd_agent::AgentArgs),
     /// Import logs of another source (Linux audit) into a recording.
     Ingest(cmd_ingest::IngestArgs),
     /// Print the raw normalized events of a recording.
@@ -53,6 +57,10 @@ enum Cmd {
     Graph(cmd_query::ListArgs),
     /// Export the graph (PROV-JSON, Graphviz DOT).
     Export(cmd_export::ExportArgs),
+    /// Build or update the persistent store (index) of a recording; queries use it.
+    Index(cmd_store::IndexArgs),
+    /// Counts, sizes, bytes per event and time span of a recording.
+    Stats(cmd_store::StatsArgs),
 }
 
 fn main() {
@@ -64,6 +72,7 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Demo(a) => cmd_demo::run(a),
         Cmd::Record(a) => cmd_record::run(a),
+        Cmd::Agent(a) => cmd_agent::run(a),
         Cmd::Ingest(a) => cmd_ingest::run(a),
         Cmd::Events(a) => cmd_log::events(a),
         Cmd::Cut(a) => cmd_log::cut(a),
@@ -76,6 +85,8 @@ fn main() {
         Cmd::Timeline(a) => cmd_query::timeline(a),
         Cmd::Graph(a) => cmd_query::graph(a),
         Cmd::Export(a) => cmd_export::run(a),
+        Cmd::Index(a) => cmd_store::index(a),
+        Cmd::Stats(a) => cmd_store::stats(a),
     };
     match res {
         Ok(code) => std::process::exit(code),

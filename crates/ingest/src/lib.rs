@@ -15,7 +15,14 @@
 //! The mapping from events to edges follows the PVM verbs (declare, source,
 //! sink, connect, name); see ARCHITECTURE.md for the table.
 
-use std::collections::{HashMap, VecDeque};
+pub mod index;
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Hash maps of the ingest: keyed per event, so hashed with foldhash
+/// (randomly seeded, several times faster than SipHash on these keys).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 use tomo_event::{
     Call, Dir, Event, Id128, ObjKind, ObjRef, Op, ProcRef, SockAddr, SockInfo, SpawnKind,
@@ -26,7 +33,7 @@ use uuid::Uuid;
 /// Namespace for Tomo's UUIDv5 identities.
 const NS: Uuid = Uuid::from_u128(0x5f1e_6c1a_9b7d_4c3e_8a2f_70d0_6e4f_3b21);
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct ObjKey {
     host: Id128,
     boot: Option<Id128>,
@@ -34,7 +41,7 @@ struct ObjKey {
     ino: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct ProcKey {
     host: Id128,
     boot: Id128,
@@ -64,9 +71,89 @@ pub struct Ingest {
     dgram_bound: HashMap<SockAddr, EntityId>,
 }
 
+/// The ingest's working state besides the graph, as persisted next to a
+/// stored graph so that ingest can continue where it stopped.
+#[derive(Serialize, Deserialize)]
+struct SavedState {
+    objs: Vec<(ObjKey, (u32, EntityId))>,
+    procs: Vec<(ProcKey, (u64, EntityId))>,
+    peer: Vec<(EntityId, EntityId)>,
+    inet_ends: Vec<((SockAddr, SockAddr), EntityId)>,
+    unix_pending: Vec<(String, VecDeque<EntityId>)>,
+    unix_accepted: Vec<(String, VecDeque<EntityId>)>,
+    dgram_bound: Vec<(SockAddr, EntityId)>,
+}
+
+/// A saved ingest state that does not fit the graph it was saved with.
+#[derive(Debug, thiserror::Error)]
+#[error("saved ingest state is invalid: {0}")]
+pub struct StateError(String);
+
 impl Ingest {
     pub fn new() -> Ingest {
         Ingest::default()
+    }
+
+    /// The working state (identity tables, socket pairing) in a compact
+    /// binary form; [`Ingest::resume`] continues from it.
+    pub fn save_state(&self) -> Vec<u8> {
+        fn v<K: Clone, V: Clone>(m: &HashMap<K, V>) -> Vec<(K, V)> {
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+        let st = SavedState {
+            objs: v(&self.objs),
+            procs: v(&self.procs),
+            peer: v(&self.peer),
+            inet_ends: v(&self.inet_ends),
+            unix_pending: v(&self.unix_pending),
+            unix_accepted: v(&self.unix_accepted),
+            dgram_bound: v(&self.dgram_bound),
+        };
+        postcard::to_stdvec(&st).expect("in-memory serialization cannot fail")
+    }
+
+    /// Continue ingesting into `graph` (loaded from a store) with the state
+    /// saved by [`Ingest::save_state`] when that graph was stored.
+    pub fn resume(graph: Graph, state: &[u8]) -> Result<Ingest, StateError> {
+        let st: SavedState = match postcard::from_bytes(state) {
+            Ok(s) => s,
+            Err(e) => return Err(StateError(e.to_string())),
+        };
+        let n = graph.entities.len() as EntityId;
+        let ents = st
+            .objs
+            .iter()
+            .map(|(_, (_, e))| *e)
+            .chain(st.procs.iter().map(|(_, (_, e))| *e))
+            .chain(st.peer.iter().flat_map(|(a, b)| [*a, *b]))
+            .chain(st.inet_ends.iter().map(|(_, e)| *e))
+            .chain(st.unix_pending.iter().flat_map(|(_, q)| q.iter().copied()))
+            .chain(st.unix_accepted.iter().flat_map(|(_, q)| q.iter().copied()))
+            .chain(st.dgram_bound.iter().map(|(_, e)| *e));
+        for e in ents {
+            if e >= n {
+                return Err(StateError(format!(
+                    "entity {e} does not exist (the graph has {n})"
+                )));
+            }
+        }
+        if st
+            .procs
+            .iter()
+            .any(|(_, (_, e))| graph.entities[*e as usize].process.is_none())
+        {
+            return Err(StateError("a process entry names a non-process".into()));
+        }
+        Ok(Ingest {
+            graph,
+            objs: st.objs.into_iter().collect(),
+            procs: st.procs.into_iter().collect(),
+            peer: st.peer.into_iter().collect(),
+            inet_ends: st.inet_ends.into_iter().collect(),
+            unix_pending: st.unix_pending.into_iter().collect(),
+            unix_accepted: st.unix_accepted.into_iter().collect(),
+            dgram_bound: st.dgram_bound.into_iter().collect(),
+        })
     }
 
     pub fn into_graph(self) -> Graph {

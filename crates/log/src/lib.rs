@@ -26,7 +26,7 @@ use std::time::Duration;
 use tomo_event::Id128;
 
 pub use format::{FORMAT_VERSION, MAX_EVENT_LEN, MAX_META_LEN, MAX_RAW_LEN};
-pub use reader::{BlockSummary, Reader};
+pub use reader::{BlockSummary, Position, Reader};
 pub use tools::{cut, read_all, verify, CutSummary, SeqGap, VerifyReport};
 pub use writer::{WriteSummary, Writer};
 

@@ -154,6 +154,28 @@ pub struct Reader {
     state: State,
     finished: bool,
     damage: Option<Damage>,
+    /// The end of the last block whose events were all returned.
+    complete: Position,
+}
+
+/// A block boundary of a recording: everything before it has been read.
+/// An index over the log remembers it to resume with [`Reader::resume`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+pub struct Position {
+    /// The recording's random identifier.
+    pub recording_id: [u8; 16],
+    /// Segment holding the boundary (0 without rotation).
+    pub segment: u32,
+    /// Byte offset of the boundary in that segment.
+    pub offset: u64,
+    /// Offset in the same segment of the block that ends at the boundary
+    /// (`None` before the first block), checked on resume.
+    pub last_block: Option<u64>,
+    /// Chain value at the boundary.
+    pub chain: [u8; 32],
+    /// Events and blocks of the recording before the boundary.
+    pub events: u64,
+    pub blocks: u64,
 }
 
 impl Reader {
@@ -235,6 +257,7 @@ impl Reader {
             state: State::Running,
             finished: false,
             damage: None,
+            complete: Position::default(),
         };
         match r.read_segment_header(0) {
             Ok((hdr, meta)) => {
@@ -255,6 +278,15 @@ impl Reader {
                 }
                 r.meta = meta;
                 r.recording_id = hdr.recording_id;
+                r.complete = Position {
+                    recording_id: hdr.recording_id,
+                    segment: 0,
+                    offset: r.pos,
+                    last_block: None,
+                    chain: r.chain,
+                    events: 0,
+                    blocks: 0,
+                };
                 Ok(r)
             }
             Err(HeaderError::Io(e)) => Err(LogError::io(&r.cur_path, e)),
@@ -363,6 +395,113 @@ impl Reader {
     }
 
     /// Counts the current block as passed.
+    /// The last block boundary up to which every event has been returned.
+    pub fn position(&self) -> Position {
+        self.complete
+    }
+
+    /// Opens `path` to continue reading after `pos` (from
+    /// [`Reader::position`] of an earlier reader of the same recording),
+    /// without reading what lies before it. Fails with
+    /// [`LogError::Invalid`] when the recording no longer matches `pos`
+    /// (another recording, truncated or rewritten): the caller should then
+    /// read from the start.
+    pub fn resume(path: &Path, pos: &Position) -> Result<Reader, LogError> {
+        let mut r = Reader::open(path)?;
+        let invalid = |p: &Path, why: &str| LogError::Invalid {
+            path: p.to_path_buf(),
+            reason: format!("cannot resume reading: {why}"),
+        };
+        if r.recording_id != pos.recording_id {
+            return Err(invalid(path, "it is another recording"));
+        }
+        if pos.segment != 0 {
+            let Some(i) = r.segments.iter().position(|(idx, _)| *idx == pos.segment) else {
+                return Err(invalid(
+                    path,
+                    &format!("segment {} is missing", pos.segment),
+                ));
+            };
+            let seg = r.segments[i].1.clone();
+            r.input = open_file(&seg)?;
+            r.seg_pos = i;
+            r.cur_path = seg;
+        }
+        let cur = r.cur_path.clone();
+        let len = match &r.input {
+            Input::Mem { bytes, .. } => bytes.len() as u64,
+            Input::File { file, .. } => file
+                .get_ref()
+                .metadata()
+                .map_err(|e| LogError::io(&cur, e))?
+                .len(),
+        };
+        if len < pos.offset {
+            return Err(invalid(&cur, "the file is shorter than the position"));
+        }
+        // The block ending at the position must still be there, with the
+        // same chain value.
+        if let Some(lb) = pos.last_block {
+            let mut hb = [0u8; BLOCK_HEADER_LEN];
+            r.seek(lb).map_err(|e| LogError::io(&cur, e))?;
+            let n = r
+                .input
+                .read_full(&mut hb)
+                .map_err(|e| LogError::io(&cur, e))?;
+            let ok = n == BLOCK_HEADER_LEN && hb[..4] == BLOCK_MAGIC && {
+                let h = BlockHeader::parse(&hb);
+                h.chain == pos.chain
+                    && lb + (BLOCK_HEADER_LEN as u64) + h.payload_len as u64 == pos.offset
+            };
+            if !ok {
+                return Err(invalid(
+                    &cur,
+                    &format!("the block at byte offset {lb} is not the one read before"),
+                ));
+            }
+        }
+        r.seek(pos.offset).map_err(|e| LogError::io(&cur, e))?;
+        r.chain = pos.chain;
+        r.events_passed = pos.events;
+        r.events_returned = pos.events;
+        r.blocks = pos.blocks;
+        r.valid_bytes = pos.offset;
+        r.complete = *pos;
+        Ok(r)
+    }
+
+    fn seek(&mut self, offset: u64) -> io::Result<()> {
+        match &mut self.input {
+            Input::Mem { bytes, pos } => {
+                *pos = (offset as usize).min(bytes.len());
+            }
+            Input::File { file, pos, .. } => {
+                use std::io::Seek;
+                file.seek(io::SeekFrom::Start(offset))?;
+                *pos = offset;
+            }
+        }
+        self.pos = offset;
+        Ok(())
+    }
+
+    /// After an event: if it was the last of its block, the block is complete.
+    fn note_complete(&mut self) {
+        if let Some(c) = &self.cur {
+            if c.decoded == c.hdr.events {
+                self.complete = Position {
+                    recording_id: self.recording_id,
+                    segment: self.segments.get(self.seg_pos).map_or(0, |s| s.0),
+                    offset: c.offset + (BLOCK_HEADER_LEN as u64) + c.hdr.payload_len as u64,
+                    last_block: Some(c.offset),
+                    chain: c.hdr.chain,
+                    events: self.events_passed + c.hdr.events as u64,
+                    blocks: self.blocks,
+                };
+            }
+        }
+    }
+
     fn leave_block(&mut self) {
         if let Some(c) = self.cur.take() {
             self.events_passed += c.hdr.events as u64;
@@ -839,6 +978,7 @@ impl Iterator for Reader {
                     let r = self.decode_next();
                     if r.is_ok() {
                         self.events_returned += 1;
+                        self.note_complete();
                     }
                     return Some(r);
                 }

@@ -10,12 +10,17 @@
 //!   edges of a version happen before all its outgoing edges, which makes any
 //!   traversal time-respecting without filtering.
 //!
-//! This in-memory form is rebuilt from the durable log on every run; it is
+//! This in-memory form is rebuilt from the durable log, or loaded from the
+//! persistent store (`disk`, an index over the log); it is
 //! hand-written because adjacency by version and the versioning rule are the
 //! product's core and general graph crates model neither.
 
+pub mod disk;
+
 use serde::Serialize;
-use std::collections::HashMap;
+
+/// The graph's lookup maps, hashed with foldhash (randomly seeded, fast).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use uuid::Uuid;
 
 pub type NodeId = u32;

@@ -1,0 +1,695 @@
+//! `store_bench`: the persistent store (issue #4) on a synthetic,
+//! heavy-tailed workload. For each size it writes a recording, then
+//! measures, on one core: building the store from the recording (read log +
+//! ingest + write store), the ingest alone, the store's bytes per event, the
+//! time to open it, and bounded-depth backward-lineage latency over random
+//! targets.
+//!
+//! Workload: long-lived daemons (Zipf-popular: the busiest has most of the
+//! edges) serving connections from many network peers, writing logs and
+//! reading data files; a stream of short processes (fork, exec a Zipf-chosen
+//! binary, map the shared libraries everyone maps, read configs, write
+//! outputs, sometimes through a pipe to a sibling) spawned by a shell.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tomo_event::*;
+use tomo_ingest::index::{self, BadStore};
+use tomo_log::{RecordingMeta, Writer, WriterOptions};
+
+#[derive(Parser)]
+#[command(about = "Store benchmark: ingest rate, bytes/event, lineage latency (issue #4)")]
+struct Args {
+    /// Workload sizes in events, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    events: Vec<u64>,
+    /// Where to write the recordings and stores.
+    #[arg(long, default_value = "/tmp/tomo-store-bench")]
+    dir: PathBuf,
+    /// Number of random lineage targets.
+    #[arg(long, default_value_t = 1000)]
+    targets: usize,
+    /// Depth bounds of the lineage queries, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "3,5")]
+    depth: Vec<usize>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Keep the recordings and stores.
+    #[arg(long)]
+    keep: bool,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+    /// Heavy-tailed index in 0..n (log-uniform, Zipf-like with s ~ 1).
+    fn zipf(&mut self, n: u64) -> u64 {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((n as f64).powf(u) as u64).saturating_sub(1).min(n - 1)
+    }
+}
+
+const N_FILES: u64 = 200_000;
+const N_BINS: u64 = 300;
+const N_LIBS: u64 = 60;
+const N_PEERS: u64 = 20_000;
+const N_DAEMONS: u32 = 24;
+
+fn file_obj(path: String, ino: u64) -> ObjRef {
+    ObjRef {
+        kind: ObjKind::File,
+        dev: 2049,
+        ino,
+        path: Some(path),
+    }
+}
+
+struct Conn {
+    obj: ObjRef,
+    sock: SockInfo,
+}
+
+struct Daemon {
+    pr: ProcRef,
+    conns: Vec<Conn>,
+    log: ObjRef,
+}
+
+struct Short {
+    pr: ProcRef,
+    /// Remaining actions before exit.
+    left: u32,
+    pipe_out: Option<ObjRef>,
+    pipe_in: Option<ObjRef>,
+}
+
+struct Gen {
+    rng: Rng,
+    t: u64,
+    seq: u64,
+    next_pid: u32,
+    next_ino: u64,
+    shell: ProcRef,
+    daemons: Vec<Daemon>,
+    shorts: Vec<Short>,
+}
+
+impl Gen {
+    fn new(seed: u64) -> Gen {
+        Gen {
+            rng: Rng(seed | 1),
+            t: 1_700_000_000_000_000_000,
+            seq: 0,
+            next_pid: 100,
+            next_ino: 10_000_000,
+            shell: ProcRef {
+                pid: 50,
+                tid: 50,
+                ppid: 1,
+                start_ticks: 500,
+            },
+            daemons: Vec::new(),
+            shorts: Vec::new(),
+        }
+    }
+
+    fn ev(&mut self, pr: ProcRef, op: Op, ret: i64, out: &mut dyn FnMut(Event)) {
+        self.t += 1_000 + self.rng.below(20_000);
+        out(Event {
+            host: Id128([7; 16]),
+            boot: Id128([9; 16]),
+            seq: self.seq,
+            ts_ns: self.t,
+            proc: pr,
+            cred: Cred::default(),
+            op,
+            ret,
+        });
+        self.seq += 1;
+    }
+
+    fn new_pid(&mut self, ppid: u32) -> ProcRef {
+        self.next_pid += 1;
+        ProcRef {
+            pid: self.next_pid,
+            tid: self.next_pid,
+            ppid,
+            start_ticks: self.next_pid as u64 * 3,
+        }
+    }
+
+    fn shared_file(&mut self) -> ObjRef {
+        let i = self.rng.zipf(N_FILES);
+        file_obj(format!("/srv/data/{i}.dat"), 1_000 + i)
+    }
+
+    fn start(&mut self, out: &mut dyn FnMut(Event)) {
+        let sh = self.shell;
+        self.ev(
+            sh,
+            Op::Observed {
+                exe: Some("/bin/bash".into()),
+                argv: vec!["bash".into()],
+                cwd: Some("/root".into()),
+            },
+            0,
+            out,
+        );
+        for d in 0..N_DAEMONS {
+            let pr = ProcRef {
+                pid: 10 + d,
+                tid: 10 + d,
+                ppid: 1,
+                start_ticks: 100 + d as u64,
+            };
+            self.ev(
+                pr,
+                Op::Observed {
+                    exe: Some(format!("/usr/sbin/daemon{d}")),
+                    argv: vec![format!("daemon{d}"), "-f".into()],
+                    cwd: Some("/".into()),
+                },
+                0,
+                out,
+            );
+            self.daemons.push(Daemon {
+                pr,
+                conns: Vec::new(),
+                log: file_obj(format!("/var/log/daemon{d}.log"), 500 + d as u64),
+            });
+        }
+    }
+
+    fn step(&mut self, out: &mut dyn FnMut(Event)) {
+        if self.rng.chance(55) {
+            self.daemon_step(out)
+        } else {
+            self.short_step(out)
+        }
+    }
+
+    fn daemon_step(&mut self, out: &mut dyn FnMut(Event)) {
+        let d = self.rng.zipf(N_DAEMONS as u64) as usize;
+        let pr = self.daemons[d].pr;
+        let r = self.rng.below(100);
+        if r < 4 || self.daemons[d].conns.is_empty() {
+            // A new connection from a (heavy-tailed) peer.
+            let peer = self.rng.zipf(N_PEERS);
+            let ino = self.next_ino;
+            self.next_ino += 1;
+            let sock = SockInfo {
+                domain: 2,
+                sock_type: 1,
+                protocol: 6,
+                local: Some(SockAddr::Inet {
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                    port: 443 + d as u16,
+                }),
+                peer: Some(SockAddr::Inet {
+                    ip: IpAddr::V4(Ipv4Addr::from(0x0b00_0000u32 + peer as u32)),
+                    port: 40_000 + (ino % 20_000) as u16,
+                }),
+            };
+            let obj = ObjRef {
+                kind: ObjKind::Socket,
+                dev: 8,
+                ino,
+                path: None,
+            };
+            let listen = ObjRef {
+                kind: ObjKind::Socket,
+                dev: 8,
+                ino: 900 + d as u64,
+                path: None,
+            };
+            self.ev(
+                pr,
+                Op::Accept {
+                    call: Call::accept4,
+                    fd: 3,
+                    new_fd: 5,
+                    listen_obj: listen,
+                    obj: obj.clone(),
+                    sock: sock.clone(),
+                },
+                5,
+                out,
+            );
+            let conns = &mut self.daemons[d].conns;
+            conns.push(Conn { obj, sock });
+            if conns.len() > 16 {
+                conns.remove(0);
+            }
+            return;
+        }
+        let n = self.daemons[d].conns.len() as u64;
+        let c = (n - 1 - self.rng.zipf(n)) as usize;
+        let count = 64 + self.rng.below(4000);
+        let (obj, sock, dir, call) = {
+            let conn = &self.daemons[d].conns[c];
+            if r < 45 {
+                (
+                    conn.obj.clone(),
+                    Some(conn.sock.clone()),
+                    Dir::Read,
+                    Call::recvfrom,
+                )
+            } else if r < 75 {
+                (
+                    conn.obj.clone(),
+                    Some(conn.sock.clone()),
+                    Dir::Write,
+                    Call::sendto,
+                )
+            } else if r < 90 {
+                (self.daemons[d].log.clone(), None, Dir::Write, Call::write)
+            } else {
+                (self.shared_file(), None, Dir::Read, Call::pread64)
+            }
+        };
+        self.ev(
+            pr,
+            Op::Io {
+                call,
+                dir,
+                fd: 5,
+                obj,
+                offset: if sock.is_some() { None } else { Some(0) },
+                count,
+                sock,
+            },
+            count as i64,
+            out,
+        );
+    }
+
+    fn short_step(&mut self, out: &mut dyn FnMut(Event)) {
+        if self.shorts.len() < 8 {
+            return self.spawn_short(out);
+        }
+        let i = self.rng.below(self.shorts.len() as u64) as usize;
+        if self.shorts[i].left == 0 {
+            let s = self.shorts.swap_remove(i);
+            self.ev(
+                s.pr,
+                Op::Exit {
+                    call: Call::exit_group,
+                    code: 0,
+                    signal: None,
+                },
+                0,
+                out,
+            );
+            return;
+        }
+        self.shorts[i].left -= 1;
+        let pr = self.shorts[i].pr;
+        let r = self.rng.below(100);
+        let count = 1 + self.rng.below(8192);
+        let (dir, obj) = if r < 45 {
+            (Dir::Read, self.shared_file())
+        } else if r < 55 && self.shorts[i].pipe_in.is_some() {
+            (
+                Dir::Read,
+                self.shorts[i]
+                    .pipe_in
+                    .clone()
+                    .unwrap_or_else(ObjRef::unknown),
+            )
+        } else if r < 65 && self.shorts[i].pipe_out.is_some() {
+            (
+                Dir::Write,
+                self.shorts[i]
+                    .pipe_out
+                    .clone()
+                    .unwrap_or_else(ObjRef::unknown),
+            )
+        } else if r < 85 {
+            (Dir::Write, self.shared_file())
+        } else {
+            // A new output file.
+            let ino = self.next_ino;
+            self.next_ino += 1;
+            let f = file_obj(format!("/tmp/out/{ino}"), ino);
+            self.ev(
+                pr,
+                Op::Open {
+                    call: Call::openat,
+                    fd: 4,
+                    obj: f.clone(),
+                    flags: 0o1101,
+                    mode: 0o644,
+                    created: true,
+                },
+                4,
+                out,
+            );
+            (Dir::Write, f)
+        };
+        self.ev(
+            pr,
+            Op::Io {
+                call: if dir == Dir::Read {
+                    Call::read
+                } else {
+                    Call::write
+                },
+                dir,
+                fd: 4,
+                obj,
+                offset: Some(0),
+                count,
+                sock: None,
+            },
+            count as i64,
+            out,
+        );
+    }
+
+    fn spawn_short(&mut self, out: &mut dyn FnMut(Event)) {
+        let sh = self.shell;
+        let pr = self.new_pid(sh.pid);
+        self.ev(
+            sh,
+            Op::Spawn {
+                call: Call::clone,
+                kind: SpawnKind::Process,
+                child: pr,
+                flags: 0,
+            },
+            pr.pid as i64,
+            out,
+        );
+        let b = self.rng.zipf(N_BINS);
+        self.ev(
+            pr,
+            Op::Exec {
+                call: Call::execve,
+                exe: file_obj(format!("/usr/bin/tool{b}"), 100_000 + b),
+                argv: vec![format!("tool{b}"), format!("--job={}", pr.pid)],
+                env: None,
+                cwd: None,
+            },
+            0,
+            out,
+        );
+        // Shared libraries: libc always, then a few popular ones.
+        let nlibs = 1 + self.rng.below(4);
+        for k in 0..nlibs {
+            let l = if k == 0 { 0 } else { self.rng.zipf(N_LIBS) };
+            self.ev(
+                pr,
+                Op::Mmap {
+                    call: Call::mmap,
+                    fd: 3,
+                    obj: file_obj(format!("/usr/lib/lib{l}.so"), 200_000 + l),
+                    offset: 0,
+                    len: 1 << 20,
+                    prot: mm::PROT_READ | mm::PROT_EXEC,
+                    flags: mm::MAP_PRIVATE,
+                },
+                0x7f00_0000,
+                out,
+            );
+        }
+        // Sometimes piped from the previous short process.
+        let mut pipe_in = None;
+        if self.rng.chance(20) {
+            if let Some(prev) = self.shorts.last_mut() {
+                let ino = self.next_ino;
+                self.next_ino += 1;
+                let p = ObjRef {
+                    kind: ObjKind::Pipe,
+                    dev: 13,
+                    ino,
+                    path: None,
+                };
+                prev.pipe_out = Some(p.clone());
+                pipe_in = Some(p);
+            }
+        }
+        let left = 2 + self.rng.zipf(200) as u32;
+        self.shorts.push(Short {
+            pr,
+            left,
+            pipe_out: None,
+            pipe_in,
+        });
+    }
+}
+
+/// Writes a recording of `n` events; returns (bytes, seconds).
+fn generate(path: &Path, n: u64, seed: u64) -> Result<(u64, f64)> {
+    let t = Instant::now();
+    let mut w = Writer::create(
+        path,
+        RecordingMeta {
+            source: "synthetic".into(),
+            ..Default::default()
+        },
+        WriterOptions {
+            sync_interval: None,
+            ..WriterOptions::default()
+        },
+    )?;
+    let mut g = Gen::new(seed);
+    let mut err = None;
+    let mut emitted = 0u64;
+    {
+        let mut sink = |ev: Event| {
+            if err.is_none() && emitted < n {
+                if let Err(e) = w.append(&ev) {
+                    err = Some(e);
+                }
+                emitted += 1;
+            }
+        };
+        g.start(&mut sink);
+        while g.seq < n {
+            g.step(&mut sink);
+        }
+    }
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    w.finish()?;
+    Ok((std::fs::metadata(path)?.len(), t.elapsed().as_secs_f64()))
+}
+
+fn max_rss_mib() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage struct.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn run(a: &Args, n: u64) -> Result<serde_json::Value> {
+    std::fs::create_dir_all(&a.dir).with_context(|| a.dir.display().to_string())?;
+    let log = a.dir.join(format!("synthetic-{n}.tomo"));
+    let idx = index::default_path(&log);
+    let _ = std::fs::remove_file(&idx);
+    eprintln!("store_bench: generating {n} events into {}", log.display());
+    let (log_bytes, gen_s) = generate(&log, n, a.seed)?;
+
+    // 1. Build the store from the recording: what `tomo index` does.
+    eprintln!("store_bench: indexing");
+    let t = Instant::now();
+    let (g, rep) = index::update(&log, &idx, BadStore::Rebuild, &mut |_| {})?;
+    let build_s = t.elapsed().as_secs_f64();
+    if let Some(e) = rep.write_error {
+        return Err(e.into());
+    }
+    let store_bytes = std::fs::metadata(&idx)?.len();
+    let (entities, nodes, edges) = (g.entities.len(), g.nodes.len(), g.edges.len());
+    drop(g);
+
+    // 2. Breakdown: reading (decompress + decode) alone, then ingest alone.
+    let t = Instant::now();
+    let mut read_n = 0u64;
+    for ev in tomo_log::Reader::open(&log)? {
+        ev?;
+        read_n += 1;
+    }
+    let read_s = t.elapsed().as_secs_f64();
+    let mut ing = tomo_ingest::Ingest::new();
+    let mut apply_s = 0.0;
+    let mut batch = Vec::with_capacity(1 << 16);
+    let mut r = tomo_log::Reader::open(&log)?;
+    loop {
+        batch.clear();
+        for ev in r.by_ref().take(1 << 16) {
+            batch.push(ev?);
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let t = Instant::now();
+        for ev in &batch {
+            ing.apply(ev);
+        }
+        apply_s += t.elapsed().as_secs_f64();
+    }
+    let t = Instant::now();
+    let state = ing.save_state();
+    let g = ing.into_graph();
+    let tmp = a.dir.join("write-only.idx");
+    tomo_store::disk::write(
+        &tmp,
+        &g,
+        &tomo_store::disk::Extra {
+            ingest_state: state,
+            ..Default::default()
+        },
+    )?;
+    let write_s = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&tmp);
+    drop(g);
+
+    // 3. Open the store and ask backward-lineage questions.
+    let t = Instant::now();
+    let opened = tomo_store::disk::open(&idx)?;
+    let open_s = t.elapsed().as_secs_f64();
+    let sections: Vec<serde_json::Value> = opened
+        .sizes
+        .sections
+        .iter()
+        .map(|(tag, stored, raw)| serde_json::json!({"section": tag, "bytes": stored, "raw_bytes": raw}))
+        .collect();
+    let g = opened.graph;
+    let mut lineage = Vec::new();
+    for &depth in &a.depth {
+        let opts = tomo_query::LineageOptions {
+            depth: Some(depth),
+            at: None,
+            max_nodes: tomo_query::DEFAULT_MAX_NODES,
+        };
+        // The same targets for every depth.
+        let mut rng = Rng(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut lat = Vec::with_capacity(a.targets);
+        let mut tree_nodes = 0usize;
+        for _ in 0..a.targets {
+            let e = rng.below(g.entities.len() as u64) as u32;
+            let t = Instant::now();
+            let tree = tomo_query::why(&g, e, &opts);
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            tree_nodes += tree.graph_nodes().count();
+        }
+        lat.sort_by(|a, b| a.total_cmp(b));
+        lineage.push(serde_json::json!({
+            "depth": depth,
+            "targets": a.targets,
+            "p50_ms": pct(&lat, 0.5),
+            "p99_ms": pct(&lat, 0.99),
+            "max_ms": pct(&lat, 1.0),
+            "mean_tree_nodes": tree_nodes as f64 / a.targets.max(1) as f64,
+        }));
+    }
+    let rss = max_rss_mib();
+    if !a.keep {
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(&idx);
+    }
+    let per = |b: u64| b as f64 / n as f64;
+    Ok(serde_json::json!({
+        "events": n,
+        "read_events": read_n,
+        "entities": entities, "nodes": nodes, "edges": edges,
+        "generate_s": gen_s,
+        "log_bytes": log_bytes, "log_bytes_per_event": per(log_bytes),
+        "store_bytes": store_bytes, "store_bytes_per_event": per(store_bytes),
+        "index_build_s": build_s, "index_build_events_per_s": n as f64 / build_s,
+        "read_only_s": read_s, "read_only_events_per_s": n as f64 / read_s,
+        "ingest_only_s": apply_s, "ingest_only_events_per_s": n as f64 / apply_s,
+        "store_write_s": write_s,
+        "open_s": open_s,
+        "lineage": lineage,
+        "max_rss_mib": rss,
+        "sections": sections,
+    }))
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let mut all = Vec::new();
+    for &n in &a.events {
+        let r = run(&a, n)?;
+        if !a.json {
+            let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+            println!("== {} events (synthetic, seed {}) ==", n, a.seed);
+            println!(
+                "graph: {} entities, {} nodes, {} edges",
+                r["entities"], r["nodes"], r["edges"]
+            );
+            println!(
+                "index build (read log + ingest + write store): {:.2} s = {:.0} events/s",
+                f("index_build_s"),
+                f("index_build_events_per_s")
+            );
+            println!(
+                "  of which: read+decode log {:.0} events/s, ingest alone {:.0} events/s, store write {:.2} s",
+                f("read_only_events_per_s"),
+                f("ingest_only_events_per_s"),
+                f("store_write_s")
+            );
+            println!(
+                "size: store {} bytes = {:.2} bytes/event (log {:.2} bytes/event)",
+                r["store_bytes"],
+                f("store_bytes_per_event"),
+                f("log_bytes_per_event")
+            );
+            println!("open store: {:.3} s", f("open_s"));
+            for l in r["lineage"].as_array().into_iter().flatten() {
+                let g = |k: &str| l[k].as_f64().unwrap_or(0.0);
+                println!(
+                    "why --depth {} over {} random targets: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (mean {:.1} tree nodes)",
+                    l["depth"], l["targets"], g("p50_ms"), g("p99_ms"), g("max_ms"), g("mean_tree_nodes")
+                );
+            }
+            let secs: Vec<String> = r["sections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    format!(
+                        "{} {:.2}",
+                        s["section"].as_str().unwrap_or("?"),
+                        s["bytes"].as_f64().unwrap_or(0.0) / n as f64
+                    )
+                })
+                .collect();
+            println!("store bytes/event by section: {}", secs.join(", "));
+            println!("peak RSS so far: {:.0} MiB", f("max_rss_mib"));
+        }
+        all.push(r);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    Ok(())
+}
