@@ -23,6 +23,8 @@ pub struct Ofd {
     /// Opened for writing (O_WRONLY/O_RDWR), when known; a write on a
     /// read-only descriptor fails and must be seen failing.
     pub writable: bool,
+    /// Opened for reading (O_RDONLY/O_RDWR), when known.
+    pub readable: bool,
     /// The tracer's own descriptor for this open file description
     /// (pidfd_getfd), taken at its first deferred write: it shares the file
     /// position, so one `lseek` reads the outcome of a write.
@@ -40,6 +42,7 @@ impl Ofd {
             pos: 0,
             append: false,
             writable: false,
+            readable: false,
             mirror: None,
             rd: 0,
             wr: 0,
@@ -230,6 +233,7 @@ fn ofd(t: &Tracer, tid: i32, fd: i32) -> Option<Rc<RefCell<Ofd>>> {
         o.pos = pos;
         o.append = flags & O_APPEND != 0;
         o.writable = flags & 3 != 0;
+        o.readable = flags & 3 != 1;
     }
     if o.obj.kind == ObjKind::Socket {
         o.sock = sock_facts(tid, fd);
@@ -477,6 +481,7 @@ pub struct Deferred {
     ofd: Rc<RefCell<Ofd>>,
     p0: u64,
     n: u64,
+    dir: Dir,
 }
 
 impl Deferred {
@@ -488,7 +493,12 @@ impl Deferred {
 
 pub fn deferrable(t: &Tracer, tid: i32, p: &Pending) -> Option<Deferred> {
     let n = p.args[2];
-    if p.call != Call::write || n == 0 || !t.alone_in_process(tid) {
+    let dir = match p.call {
+        Call::write => Dir::Write,
+        Call::read => Dir::Read,
+        _ => return None,
+    };
+    if n == 0 || !t.alone_in_process(tid) {
         return None;
     }
     let fd = fd_arg(p.args[0]);
@@ -499,11 +509,18 @@ pub fn deferrable(t: &Tracer, tid: i32, p: &Pending) -> Option<Deferred> {
     if Rc::strong_count(o) != 1 {
         return None;
     }
-    let (kind, append, writable, p0) = {
+    let (kind, append, allowed, p0) = {
         let ob = o.borrow();
-        (ob.obj.kind, ob.append, ob.writable, ob.pos)
+        let allowed = if dir == Dir::Write {
+            ob.writable
+        } else {
+            ob.readable
+        };
+        (ob.obj.kind, ob.append, allowed, ob.pos)
     };
-    if kind != ObjKind::File || append || !writable {
+    // A descriptor not open for this direction fails (EBADF): keep the
+    // exit stop so that the failure is seen with its errno.
+    if kind != ObjKind::File || (append && dir == Dir::Write) || !allowed {
         return None;
     }
     if o.borrow().mirror.is_none() {
@@ -517,6 +534,7 @@ pub fn deferrable(t: &Tracer, tid: i32, p: &Pending) -> Option<Deferred> {
         ofd: Rc::clone(o),
         p0,
         n,
+        dir,
     })
 }
 
@@ -526,23 +544,40 @@ pub fn deferred_pos(d: &Deferred) -> Option<u64> {
     sys::tell(&m)
 }
 
-/// Log a deferred write from the position now (`None`: the descriptor is
-/// gone, e.g. the process was killed, so the outcome is unknown).
+/// Log a deferred read or write from the position now (`None`: the
+/// position cannot be read, so the outcome is unknown).
 pub fn finish_deferred(t: &mut Tracer, tid: i32, d: Deferred, pos_now: Option<u64>) {
-    let written = pos_now
+    let moved = pos_now
         .and_then(|p1| p1.checked_sub(d.p0))
-        .filter(|&c| c > 0 && c <= d.n);
-    let (count, ret) = match written {
+        .filter(|&c| c <= d.n);
+    let done = match (moved, d.dir) {
+        (Some(c), _) if c > 0 => Some(c),
+        // A read that moved nothing is end-of-file only if the position is
+        // at or past the end; otherwise it failed.
+        (Some(0), Dir::Read) => {
+            let m = d.ofd.borrow().mirror.clone();
+            m.and_then(|m| sys::size(&m))
+                .filter(|&size| size <= d.p0)
+                .map(|_| 0)
+        }
+        _ => None,
+    };
+    let (count, ret) = match done {
         Some(c) => (c, c as i64),
         None => (0, tomo_event::RET_UNKNOWN),
     };
-    if let Some(c) = written {
+    if let Some(c) = done {
         d.ofd.borrow_mut().pos = d.p0 + c;
     }
     let obj = d.ofd.borrow().obj.clone();
+    let call = if d.dir == Dir::Write {
+        Call::write
+    } else {
+        Call::read
+    };
     let op = Op::Io {
-        call: Call::write,
-        dir: Dir::Write,
+        call,
+        dir: d.dir,
         fd: d.fd,
         obj,
         offset: Some(d.p0),
@@ -556,6 +591,22 @@ pub fn finish_deferred(t: &mut Tracer, tid: i32, d: Deferred, pos_now: Option<u6
 /// it asked for): a check that needs no stop of its thread.
 pub fn deferred_complete(d: &Deferred) -> bool {
     deferred_pos(d).is_some_and(|p1| p1 == d.p0 + d.n)
+}
+
+/// The regular file a write-family call puts data into.
+pub fn file_target(t: &Tracer, tid: i32, p: &Pending) -> Option<(u64, u64)> {
+    let fd = match p.call {
+        Call::write | Call::writev | Call::pwrite64 | Call::pwritev | Call::pwritev2 => {
+            fd_arg(p.args[0])
+        }
+        Call::sendfile => fd_arg(p.args[0]),
+        Call::splice | Call::copy_file_range => fd_arg(p.args[2]),
+        _ => return None,
+    };
+    let table = t.fds(tid)?;
+    let tb = table.borrow();
+    let o = tb.get(&fd)?.borrow();
+    (o.obj.kind == ObjKind::File).then_some((o.obj.dev, o.obj.ino))
 }
 
 /// The regular file a read-family call or a mapping takes data from.
@@ -800,6 +851,8 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
                 let mut o = Ofd::new(obj.clone());
                 o.append = flags & O_APPEND != 0;
                 o.writable = flags & 3 != 0;
+                o.readable = flags & 3 != 1;
+                o.readable = flags & 3 != 1;
                 if obj.kind == ObjKind::Socket {
                     o.sock = sock_facts(tid, fd);
                 }

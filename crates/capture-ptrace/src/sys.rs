@@ -150,6 +150,16 @@ pub fn tell(fd: &OwnedFd) -> Option<u64> {
     (r >= 0).then_some(r as u64)
 }
 
+/// The size of the file behind a descriptor.
+pub fn size(fd: &OwnedFd) -> Option<u64> {
+    let f = std::mem::ManuallyDrop::new(
+        // SAFETY: borrowed for the duration of the call only; ManuallyDrop
+        // keeps the File from closing the descriptor the OwnedFd owns.
+        unsafe { std::fs::File::from_raw_fd(fd.as_raw_fd()) },
+    );
+    f.metadata().ok().map(|m| m.len())
+}
+
 /// Raw socket-level facts of a borrowed socket: (domain, type, protocol,
 /// local address bytes, peer address bytes).
 pub struct RawSockFacts {

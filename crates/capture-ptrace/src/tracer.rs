@@ -458,7 +458,11 @@ impl<'a> Tracer<'a> {
                     }
                 }
                 if !self.deferred.is_empty() {
-                    if let Some(inode) = calls::file_source(self, tid, &p) {
+                    // Reads of a file settle its pending writes, writes its
+                    // pending reads: the log keeps the kernel's order.
+                    let file = calls::file_source(self, tid, &p)
+                        .or_else(|| calls::file_target(self, tid, &p));
+                    if let Some(inode) = file {
                         self.settle_file(tid, inode);
                     }
                 }
