@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 pub const MAGIC: [u8; 8] = *b"\x89TIDX\r\n\x1a";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 const HEADER_LEN: usize = 32;
 const SECTION_HEADER_LEN: usize = 32;
 const CODEC_ZSTD: u8 = 1;
@@ -342,6 +342,10 @@ fn write_sections(path: &Path, payloads: [&[u8]; 8]) -> Result<Sizes, StoreError
         h[8..16].copy_from_slice(&(comp.len() as u64).to_le_bytes());
         h[16..24].copy_from_slice(&(raw.len() as u64).to_le_bytes());
         h[24..28].copy_from_slice(&crc32c::crc32c(&comp).to_le_bytes());
+        // The header checks itself: a flipped length or padding byte must
+        // be caught before it is trusted to slice the file.
+        let hcrc = crc32c::crc32c(&h[..28]);
+        h[28..32].copy_from_slice(&hcrc.to_le_bytes());
         body.extend_from_slice(&h);
         body.extend_from_slice(&comp);
         sizes.sections.push((
@@ -503,6 +507,13 @@ fn sections(path: &Path, b: &[u8]) -> Result<Vec<Section>, StoreError> {
                     &h[..4]
                 ),
             ));
+        }
+        let hcrc = u32::from_le_bytes(h[28..32].try_into().unwrap_or_default());
+        if ENFORCE_CHECKSUMS && hcrc != crc32c::crc32c(&h[..28]) {
+            return Err(corrupt(path, off, "section header checksum mismatch"));
+        }
+        if h[5..8] != [0, 0, 0] {
+            return Err(corrupt(path, off, "section header padding is not zero"));
         }
         let le64 =
             |r: std::ops::Range<usize>| u64::from_le_bytes(h[r].try_into().unwrap_or_default());
