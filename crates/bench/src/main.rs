@@ -4,6 +4,7 @@
 //! under `tomo record`, in the same run with the modes interleaved, so the
 //! three numbers share the machine's state and can be compared.
 
+mod capture;
 mod machine;
 mod workloads;
 
@@ -26,6 +27,9 @@ struct Cli {
 enum Cmd {
     /// Capture overhead: native vs `strace -f` vs `tomo record` (issue #2).
     Record(RecordArgs),
+    /// System-wide capture overhead and loss: native vs the eBPF agent vs
+    /// auditd vs a bpftrace JSON script vs `tomo record` (issue #3).
+    Capture(capture::CaptureArgs),
 }
 
 #[derive(clap::Args)]
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Record(a) => record(a),
+        Cmd::Capture(a) => capture::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -234,7 +239,11 @@ fn record(mut a: RecordArgs) -> Result<()> {
     for w in &a.workloads {
         let p = match w {
             Workload::Micro => Prepared::Argv(workloads::prepare_micro(&dir, micro_params)?),
-            Workload::Build => Prepared::Make(workloads::prepare_build(&dir, a.files)?),
+            Workload::Build => Prepared::Make {
+                dir: workloads::prepare_build(&dir, a.files)?,
+                jobs: 1,
+                target: None,
+            },
         };
         prepared.push((*w, p));
     }
@@ -499,14 +508,23 @@ fn record(mut a: RecordArgs) -> Result<()> {
 enum Prepared {
     /// A program and its arguments.
     Argv(Vec<String>),
-    /// A make project directory: cleaned (untimed) before each timed `make -j1`.
-    Make(PathBuf),
+    /// A make project directory: cleaned (untimed) before each timed
+    /// `make -jJOBS [TARGET]`.
+    Make {
+        dir: PathBuf,
+        jobs: u32,
+        target: Option<String>,
+    },
 }
 
 fn run_once(p: &Prepared, mode: Mode, dir: &Path, tomo: Option<&Path>) -> Result<Run> {
     let argv: Vec<String> = match p {
         Prepared::Argv(v) => v.clone(),
-        Prepared::Make(proj) => {
+        Prepared::Make {
+            dir: proj,
+            jobs,
+            target,
+        } => {
             let out = Command::new("make")
                 .arg("-C")
                 .arg(proj)
@@ -519,12 +537,14 @@ fn run_once(p: &Prepared, mode: Mode, dir: &Path, tomo: Option<&Path>) -> Result
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            vec![
+            let mut v = vec![
                 "make".into(),
                 "-C".into(),
                 workloads::path_str(proj)?,
-                "-j1".into(),
-            ]
+                format!("-j{jobs}"),
+            ];
+            v.extend(target.iter().cloned());
+            v
         }
     };
     let strace_out = dir.join("run.strace");
