@@ -836,6 +836,17 @@ pub fn call_name(c: Call) -> &'static str {
     )
 }
 
+/// [`build`] without the reduction: one edge per flow event. Lineage
+/// answers must not differ (tested); the edge counts give the ratio.
+pub fn build_unreduced<'a>(events: impl IntoIterator<Item = &'a Event>) -> Graph {
+    let mut ing = Ingest::new();
+    ing.graph.set_reduction(false);
+    for ev in events {
+        ing.apply(ev);
+    }
+    ing.into_graph()
+}
+
 /// Build a graph from events in recording order.
 pub fn build<'a>(events: impl IntoIterator<Item = &'a Event>) -> Graph {
     let mut ing = Ingest::new();

@@ -220,11 +220,20 @@ pub struct Graph {
     by_pid: HashMap<u32, Vec<EntityId>>,
     /// Events that were applied (for stats).
     pub events_applied: u64,
+    /// Keep one edge per flow event instead of merging repeats (the
+    /// reduction's equivalence test and its ratio need the unreduced graph).
+    keep_every_flow: bool,
 }
 
 impl Graph {
     pub fn new() -> Graph {
         Graph::default()
+    }
+
+    /// Turn the merging of repeated flows (see [`Graph::flow`]) off or on
+    /// for the flows added from now on.
+    pub fn set_reduction(&mut self, on: bool) {
+        self.keep_every_flow = !on;
     }
 
     /// Create an entity with its first version, or return the existing one.
@@ -335,7 +344,10 @@ impl Graph {
         if !self.out_adj[d as usize].is_empty() {
             d = self.new_version(dst, f.ts_ns, None, EdgeKind::Version, "version");
         }
-        if let Some(&last) = self.in_adj[d as usize].last() {
+        if let Some(&last) = self.in_adj[d as usize]
+            .last()
+            .filter(|_| !self.keep_every_flow)
+        {
             let e = &mut self.edges[last as usize];
             if e.src == s && e.kind == f.kind && e.call == f.call {
                 e.bytes += f.bytes;

@@ -527,6 +527,16 @@ fn run(a: &Args, n: u64) -> Result<serde_json::Value> {
     }
     let store_bytes = std::fs::metadata(&idx)?.len();
     let (entities, nodes, edges) = (g.entities.len(), g.nodes.len(), g.edges.len());
+    // Reduction ratio: flow events per flow edge (the unreduced graph has
+    // one edge per flow event; tests/reduction.rs shows the answers agree).
+    let (flow_events, flow_edges) = g
+        .edges
+        .iter()
+        .filter(|e| {
+            use tomo_store::EdgeKind::*;
+            matches!(e.kind, Read | Write | Load | Flow)
+        })
+        .fold((0u64, 0u64), |(ev, ed), e| (ev + e.events as u64, ed + 1));
     drop(g);
 
     // 2. Breakdown: reading (decompress + decode) alone, then ingest alone.
@@ -620,6 +630,8 @@ fn run(a: &Args, n: u64) -> Result<serde_json::Value> {
         "events": n,
         "read_events": read_n,
         "entities": entities, "nodes": nodes, "edges": edges,
+        "flow_events": flow_events, "flow_edges": flow_edges,
+        "reduction_ratio": flow_events as f64 / flow_edges.max(1) as f64,
         "generate_s": gen_s,
         "log_bytes": log_bytes, "log_bytes_per_event": per(log_bytes),
         "store_bytes": store_bytes, "store_bytes_per_event": per(store_bytes),
@@ -645,6 +657,12 @@ fn main() -> Result<()> {
             println!(
                 "graph: {} entities, {} nodes, {} edges",
                 r["entities"], r["nodes"], r["edges"]
+            );
+            println!(
+                "reduction: {} flow events in {} flow edges = {:.2}x",
+                r["flow_events"],
+                r["flow_edges"],
+                f("reduction_ratio")
             );
             println!(
                 "index build (read log + ingest + write store): {:.2} s = {:.0} events/s",
