@@ -239,19 +239,19 @@ fn claim(
     owner.insert(v, idx);
     let mut cur = v;
     loop {
+        // A version's creating edge is its first in-edge (the store pushes
+        // it with the node), so the chain is walked in O(1) per step; a
+        // scan of the in- or out-edges cost a daemon's whole fan-in here.
         let next = match dir {
-            Direction::Why => g
-                .in_edges(cur)
-                .iter()
-                .map(|&e| &g.edges[e as usize])
-                .find(|x| x.kind == EdgeKind::Version)
-                .map(|x| x.src),
-            Direction::Impact => g
-                .out_edges(cur)
-                .iter()
-                .map(|&e| &g.edges[e as usize])
-                .find(|x| x.kind == EdgeKind::Version)
-                .map(|x| x.dst),
+            Direction::Why => version_edge(g, cur).map(|x| x.src),
+            Direction::Impact => {
+                let n = &g.nodes[cur as usize];
+                g.entities[n.entity as usize]
+                    .versions
+                    .get(n.version as usize + 1)
+                    .copied()
+                    .filter(|&nx| version_edge(g, nx).is_some_and(|x| x.src == cur))
+            }
         };
         match next {
             Some(n) if !owner.contains_key(&n) => {
@@ -262,6 +262,13 @@ fn claim(
             _ => break,
         }
     }
+}
+
+/// The `Version` edge that created node `n`, if `n` was made by one.
+fn version_edge(g: &Graph, n: NodeId) -> Option<&tomo_store::Edge> {
+    let &e = g.in_edges(n).first()?;
+    let x = &g.edges[e as usize];
+    (x.kind == EdgeKind::Version && x.dst == n).then_some(x)
 }
 
 /// The time limit on the edges followed from a tree node: at the root,
