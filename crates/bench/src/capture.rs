@@ -533,6 +533,10 @@ struct AuditState {
 
 impl Daemon {
     fn ebpf(dir: &Path, tomo: &Path) -> Result<Daemon> {
+        Daemon::ebpf_with(dir, tomo, &[])
+    }
+
+    fn ebpf_with(dir: &Path, tomo: &Path, extra: &[String]) -> Result<Daemon> {
         let out = dir.join("agent.tomo");
         let err = dir.join("agent.err");
         let ready = dir.join("agent.ready");
@@ -551,6 +555,7 @@ impl Daemon {
             .arg(&out)
             .arg("--ready-file")
             .arg(&ready)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&err)?)
@@ -1225,4 +1230,203 @@ fn generator_reads(rec: &Path, pid: u32) -> Result<u64> {
         }
     }
     Ok(n)
+}
+
+#[derive(clap::Args)]
+pub struct SoakArgs {
+    /// How long to run.
+    #[arg(long, default_value_t = 600.0)]
+    secs: f64,
+    /// The agent rotates its recording at this size (passed to --rotate-bytes).
+    #[arg(long, default_value = "64M")]
+    rotate: String,
+    /// Sample the agent's memory every this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    every: f64,
+    /// The tomo binary (default: target/release/tomo).
+    #[arg(long)]
+    tomo: Option<PathBuf>,
+    /// Where to create the scratch directory (default: the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Churn: every iteration is a new process (fork) that creates a file
+/// under a name never used before, writes and reads it, renames it,
+/// unlinks it, and sends a line through a pipe to its parent. New pids,
+/// new inodes, new names without end: what fills an agent's tables on a
+/// long-running host if nothing evicts them.
+const CHURN_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc != 3) { fprintf(stderr, "usage: churn DIR SECS\n"); return 1; }
+    double secs = atof(argv[2]);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long n = 0;
+    char buf[256], path[4096], path2[4096];
+    memset(buf, 'y', sizeof buf);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 >= secs) break;
+        int p[2];
+        if (pipe(p)) { perror("pipe"); return 2; }
+        pid_t pid = fork();
+        if (pid < 0) { perror("fork"); return 2; }
+        if (pid == 0) {
+            close(p[0]);
+            snprintf(path, sizeof path, "%s/f%ld", argv[1], n);
+            snprintf(path2, sizeof path2, "%s/g%ld", argv[1], n);
+            int fd = open(path, O_CREAT | O_WRONLY, 0644);
+            if (fd < 0) _exit(3);
+            if (write(fd, buf, sizeof buf) < 0) _exit(3);
+            close(fd);
+            fd = open(path, O_RDONLY);
+            if (fd < 0 || read(fd, buf, sizeof buf) < 0) _exit(3);
+            close(fd);
+            if (rename(path, path2) || unlink(path2)) _exit(3);
+            if (write(p[1], buf, 16) < 0) _exit(3);
+            _exit(0);
+        }
+        close(p[1]);
+        while (read(p[0], buf, sizeof buf) > 0) {}
+        close(p[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        n++;
+    }
+    printf("%ld\n", n);
+    return 0;
+}
+"#;
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Runs the eBPF agent with rotation for a long time under churn and
+/// samples its memory: the evidence that it can run for days.
+pub fn soak(a: SoakArgs) -> Result<()> {
+    if !is_root() {
+        bail!("the eBPF agent needs root; run tomo-bench soak as root");
+    }
+    let tomo = find_tomo(a.tomo.as_deref())?;
+    let base = a.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work = Scratch::create(&base, false)?;
+    let dir = work.path.clone();
+    let src = dir.join("churn.c");
+    let exe = dir.join("churn");
+    fs::write(&src, CHURN_C)?;
+    let out = Command::new("gcc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .context("compiling the churn program")?;
+    if !out.status.success() {
+        bail!("gcc: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let data = dir.join("churn-data");
+    fs::create_dir_all(&data)?;
+    let d = Daemon::ebpf_with(
+        &dir,
+        &tomo,
+        &["--rotate-bytes".to_string(), a.rotate.clone()],
+    )?;
+    let agent_pid = d.child.as_ref().map(|c| c.id()).context("agent not running")?;
+    let mut churn = Command::new(&exe)
+        .arg(&data)
+        .arg(a.secs.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the churn program")?;
+    let t0 = Instant::now();
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    loop {
+        if let Some(k) = rss_kib(agent_pid) {
+            samples.push((t0.elapsed().as_secs_f64(), k));
+            eprintln!(
+                "[soak] {:>6.0} s: agent RSS {} MiB",
+                t0.elapsed().as_secs_f64(),
+                k / 1024
+            );
+        }
+        if churn.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs_f64(a.every.max(0.5)));
+    }
+    let mut s = String::new();
+    if let Some(mut o) = churn.stdout.take() {
+        use std::io::Read;
+        o.read_to_string(&mut s)?;
+    }
+    let iterations: u64 = s.trim().parse().unwrap_or(0);
+    let secs = t0.elapsed().as_secs_f64();
+    let cap = d.stop()?;
+    let segments = fs::read_dir(dir.join("agent.tomo"))
+        .map(|r| r.count())
+        .unwrap_or(1);
+    let bytes = dir_size(&dir.join("agent.tomo"));
+    // Memory after warm-up (first quarter) versus the end.
+    let warm = samples
+        .iter()
+        .filter(|(t, _)| *t >= secs / 4.0)
+        .map(|s| s.1)
+        .next()
+        .unwrap_or(0);
+    let end = samples.last().map_or(0, |s| s.1);
+    let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    if a.json {
+        let j = json!({
+            "seconds": secs, "churn_processes": iterations,
+            "agent_events": cap.events, "lost_records": cap.lost,
+            "segments": segments, "recording_bytes": bytes,
+            "rss_kib_after_warmup": warm, "rss_kib_end": end, "rss_kib_max": max,
+            "samples": samples,
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        println!(
+            "soak: {secs:.0} s, {iterations} short processes (each: new file, write, read, rename, unlink, pipe), {} events, {} lost",
+            cap.events.unwrap_or(0),
+            cap.lost.unwrap_or(0)
+        );
+        println!(
+            "recording: {} in {segments} rotated segments",
+            human_bytes(bytes)
+        );
+        println!(
+            "agent RSS: {} MiB after warm-up, {} MiB at the end, {} MiB max",
+            warm / 1024,
+            end / 1024,
+            max / 1024
+        );
+    }
+    Ok(())
+}
+
+fn dir_size(p: &Path) -> u64 {
+    match fs::read_dir(p) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum(),
+        Err(_) => fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+    }
 }

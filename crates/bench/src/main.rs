@@ -30,6 +30,9 @@ enum Cmd {
     /// System-wide capture overhead and loss: native vs the eBPF agent vs
     /// auditd vs a bpftrace JSON script vs `tomo record` (issue #3).
     Capture(capture::CaptureArgs),
+    /// Long run of the eBPF agent (rotating) under process/file churn,
+    /// sampling its memory (issue #3: days-long, bounded memory).
+    Soak(capture::SoakArgs),
 }
 
 #[derive(clap::Args)]
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Record(a) => record(a),
         Cmd::Capture(a) => capture::run(a),
+        Cmd::Soak(a) => capture::soak(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
