@@ -1348,7 +1348,11 @@ pub fn soak(a: SoakArgs) -> Result<()> {
         &tomo,
         &["--rotate-bytes".to_string(), a.rotate.clone()],
     )?;
-    let agent_pid = d.child.as_ref().map(|c| c.id()).context("agent not running")?;
+    let agent_pid = d
+        .child
+        .as_ref()
+        .map(|c| c.id())
+        .context("agent not running")?;
     let mut churn = Command::new(&exe)
         .arg(&data)
         .arg(a.secs.to_string())

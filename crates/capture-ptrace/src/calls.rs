@@ -492,6 +492,10 @@ impl Deferred {
 }
 
 pub fn deferrable(t: &Tracer, tid: i32, p: &Pending) -> Option<Deferred> {
+    if t.capturing_content() {
+        // The bytes are read from the tracee's buffer at the exit stop.
+        return None;
+    }
     let n = p.args[2];
     let dir = match p.call {
         Call::write => Dir::Write,
@@ -670,7 +674,7 @@ pub fn needs_tracee_at_exit(t: &Tracer, tid: i32, p: &Pending) -> bool {
             | Call::pwritev
             | Call::pwritev2
     );
-    if !plain {
+    if !plain || t.capturing_content() {
         return true;
     }
     let Some(table) = t.fds(tid) else { return true };
@@ -772,6 +776,7 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
     let a = p.args;
     let ok = ret >= 0;
     let call = p.call;
+    let mut content = None;
     let op = match call {
         // Only failures reach here: success is handled at the fork event.
         Call::fork | Call::vfork | Call::clone | Call::clone3 => Op::Spawn {
@@ -943,11 +948,16 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
                     let len = read_u32(tid, a[1] + 8).unwrap_or(0);
                     read_sockaddr(tid, name, len)
                 }
-                _ => p.addr,
+                _ => p.addr.clone(),
             };
             let count = if ok { ret as u64 } else { 0 };
             match io_op(t, tid, call, dir, fd, explicit, count, addr) {
-                Some(op) => op,
+                Some(op) => {
+                    if count > 0 && t.capturing_content() {
+                        content = content_op(t, tid, &p, &op, count);
+                    }
+                    op
+                }
                 None => return,
             }
         }
@@ -1415,6 +1425,94 @@ pub fn finish(t: &mut Tracer, tid: i32, p: Pending, ret: i64) {
         t.refresh_cred(tid);
     }
     t.emit(tid, op, ret);
+    if let Some(c) = content {
+        t.emit(tid, c, ret);
+    }
+}
+
+/// The user buffers of a read/write-family call, as (address, length).
+fn io_buffers(tid: i32, p: &Pending) -> Vec<(u64, u64)> {
+    let a = p.args;
+    let iovecs = |at: u64, n: u64| -> Vec<(u64, u64)> {
+        (0..n.min(1024))
+            .filter_map(|i| {
+                let base = read_u64(tid, at + i * 16)?;
+                let len = read_u64(tid, at + i * 16 + 8)?;
+                Some((base, len))
+            })
+            .collect()
+    };
+    match p.call {
+        Call::read
+        | Call::pread64
+        | Call::write
+        | Call::pwrite64
+        | Call::recvfrom
+        | Call::sendto => {
+            vec![(a[1], a[2])]
+        }
+        Call::readv
+        | Call::preadv
+        | Call::preadv2
+        | Call::writev
+        | Call::pwritev
+        | Call::pwritev2 => iovecs(a[1], a[2]),
+        Call::recvmsg | Call::sendmsg => {
+            let iov = read_u64(tid, a[1] + 16).unwrap_or(0);
+            let n = read_u64(tid, a[1] + 24).unwrap_or(0);
+            iovecs(iov, n)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The bytes the call moved (its first ones, within the allowance), copied
+/// from the tracee: a read's buffer holds them at the exit stop, and a
+/// write's buffer still does, since the tracee has not run since.
+fn content_op(t: &mut Tracer, tid: i32, p: &Pending, io: &Op, count: u64) -> Option<Op> {
+    let Op::Io {
+        call,
+        dir,
+        fd,
+        obj,
+        offset,
+        ..
+    } = io
+    else {
+        return None;
+    };
+    let want = (count as usize).min(t.content_allowance());
+    if want == 0 {
+        return None;
+    }
+    let mut data = Vec::with_capacity(want);
+    for (base, len) in io_buffers(tid, p) {
+        if data.len() >= want {
+            break;
+        }
+        let take = (len as usize).min(want - data.len());
+        let start = data.len();
+        data.resize(start + take, 0);
+        let got = sys::read_mem(tid, base, &mut data[start..]);
+        data.truncate(start + got);
+        if got < take {
+            // Unreadable memory: keep what came, contiguous from the start.
+            break;
+        }
+    }
+    if data.is_empty() {
+        return None;
+    }
+    t.content_spent(data.len());
+    Some(Op::Content {
+        call: *call,
+        dir: *dir,
+        fd: *fd,
+        obj: obj.clone(),
+        offset: *offset,
+        total: count,
+        data,
+    })
 }
 
 /// Re-ask a socket for its addresses (after bind/connect, or while a UDP

@@ -37,6 +37,28 @@ pub struct RecordOptions {
     /// Machine and boot the events are stamped with.
     pub host: Id128,
     pub boot: Id128,
+    /// Keep the bytes of reads and writes (`Op::Content` events); off by default.
+    pub content: Option<ContentOptions>,
+}
+
+/// Content capture: the bytes each successful read/write/send/recv moved,
+/// copied from the tracee's buffer at the call's exit stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentOptions {
+    /// At most this many bytes per call (the first ones).
+    pub per_call: usize,
+    /// At most this many bytes in all; once spent, calls are recorded
+    /// without content (the CLI reports it).
+    pub budget: u64,
+}
+
+impl Default for ContentOptions {
+    fn default() -> Self {
+        ContentOptions {
+            per_call: 64 << 10,
+            budget: 1 << 30,
+        }
+    }
 }
 
 /// How the recorded command ended.

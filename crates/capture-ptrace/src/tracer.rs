@@ -80,6 +80,8 @@ pub struct Tracer<'a> {
     known: RefCell<HashMap<String, (u64, u64)>>,
     /// Writes resumed without their exit stop, by thread (see `calls::Deferred`).
     deferred: HashMap<i32, calls::Deferred>,
+    /// Content bytes the budget still allows.
+    content_left: u64,
 }
 
 const CLONE_VM: u64 = 0x100;
@@ -113,11 +115,30 @@ impl<'a> Tracer<'a> {
             inflight: HashMap::new(),
             known: RefCell::new(HashMap::new()),
             deferred: HashMap::new(),
+            content_left: opts.content.map(|c| c.budget).unwrap_or(0),
         }
     }
 
     pub fn keep_env(&self) -> bool {
         self.opts.keep_env
+    }
+
+    /// Whether content capture is on (it needs every read and write's exit
+    /// stop, with the tracee still stopped).
+    pub fn capturing_content(&self) -> bool {
+        self.opts.content.is_some()
+    }
+
+    /// How many bytes of this call's content may be kept.
+    pub fn content_allowance(&self) -> usize {
+        match self.opts.content {
+            Some(c) => (c.per_call as u64).min(self.content_left) as usize,
+            None => 0,
+        }
+    }
+
+    pub fn content_spent(&mut self, n: usize) {
+        self.content_left = self.content_left.saturating_sub(n as u64);
     }
 
     /// Adopt the freshly forked (and seized) command and say so in the log.

@@ -58,6 +58,30 @@ pub fn events(a: EventsArgs) -> Result<i32> {
             serde_json::to_writer(&mut out, &ev)
                 .map_err(std::io::Error::other)
                 .and_then(|_| writeln!(out))
+        } else if let tomo_event::Op::Content {
+            call,
+            dir,
+            fd,
+            obj,
+            offset,
+            total,
+            data,
+        } = &ev.op
+        {
+            // The bytes as text (escaped, the first 64), not a number list.
+            let shown = &data[..data.len().min(64)];
+            writeln!(
+                out,
+                "{} #{} pid {} tid {} Content {{ call: {call:?}, dir: {dir:?}, fd: {fd}, obj: {obj:?}, offset: {offset:?}, total: {total}, data: \"{}\"{} ({} B) }} = {}",
+                timearg::rfc3339(ev.ts_ns),
+                ev.seq,
+                ev.proc.pid,
+                ev.proc.tid,
+                shown.escape_ascii(),
+                if data.len() > shown.len() { "…" } else { "" },
+                data.len(),
+                ev.ret
+            )
         } else {
             writeln!(
                 out,

@@ -3,7 +3,7 @@
 //! Exit codes: 0 found, 1 target not found (or ambiguous) / no path,
 //! 2 any other error (returned as `Err`, printed by `main`).
 
-use crate::cmd_export::{self, ExportFormat};
+use crate::cmd_export::{self, ExportFormat, ViewArgs};
 use crate::{load, timearg};
 use anyhow::Result;
 use clap::Args;
@@ -42,9 +42,11 @@ pub struct LineageArgs {
     /// Export the answer's subgraph instead of printing it.
     #[arg(long, value_enum, value_name = "FORMAT")]
     export: Option<ExportFormat>,
-    /// File for --export (default: standard output).
+    /// File for --export (default: standard output; a directory for neo4j).
     #[arg(short, long, requires = "export")]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    view: ViewArgs,
     /// Bound on the size of the answer (tree nodes).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_NODES)]
     max_nodes: usize,
@@ -67,6 +69,14 @@ pub struct PathArgs {
     /// How many distinct paths to show, shortest first.
     #[arg(short = 'k', long, default_value_t = DEFAULT_K)]
     paths: usize,
+    /// Export the subgraph of the paths instead of printing them.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    export: Option<ExportFormat>,
+    /// File for --export (default: standard output; a directory for neo4j).
+    #[arg(short, long, requires = "export")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    view: ViewArgs,
 }
 
 #[derive(Args)]
@@ -151,7 +161,14 @@ fn lineage(a: LineageArgs, dir: Direction) -> Result<i32> {
     tree.notes.splice(0..0, r.notes);
     if let Some(format) = a.export {
         let sel = Selection::nodes(&g, tree.graph_nodes());
-        cmd_export::write_export(&g, &sel, format, a.output.as_deref())?;
+        cmd_export::write_export(
+            &g,
+            &sel,
+            format,
+            a.view.options()?,
+            a.output.as_deref(),
+            false,
+        )?;
         for n in &tree.notes {
             eprintln!("tomo: note: {n}");
         }
@@ -200,6 +217,24 @@ pub fn path(a: PathArgs) -> Result<i32> {
         Ok(p) => p,
         Err(e) => return not_found(e),
     };
+    if let Some(format) = a.export {
+        let nodes = paths.paths.iter().flat_map(|p| {
+            std::iter::once(p.start).chain(p.edges.iter().flat_map(|&e| {
+                let x = &g.edges[e as usize];
+                [x.src, x.dst]
+            }))
+        });
+        let sel = Selection::nodes(&g, nodes);
+        cmd_export::write_export(
+            &g,
+            &sel,
+            format,
+            a.view.options()?,
+            a.output.as_deref(),
+            false,
+        )?;
+        return Ok(0);
+    }
     if a.json {
         emit(|w| {
             tomo_query::write_paths_json(&g, &paths, w)?;

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use tomo_capture_ptrace::{local_ids, record, Exit, RecordError, RecordOptions};
+use tomo_capture_ptrace::{local_ids, record, ContentOptions, Exit, RecordError, RecordOptions};
 use tomo_log::{RecordingMeta, Writer, WriterOptions};
 
 #[derive(Args)]
@@ -17,6 +17,14 @@ pub struct RecordArgs {
     /// Also keep each program's environment (it may contain secrets).
     #[arg(long)]
     env: bool,
+    /// Also keep the bytes of every successful read, write, send and recv
+    /// (the first SIZE of each call; default 64KiB), for `tomo grep`.
+    /// Stored zstd-compressed in the recording.
+    #[arg(long, value_name = "SIZE", num_args = 0..=1, default_missing_value = "64KiB", value_parser = parse_size)]
+    content: Option<u64>,
+    /// With --content: stop keeping bytes after this many in all.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    content_budget: u64,
     /// Print the summary as JSON on stderr.
     #[arg(long)]
     json: bool,
@@ -52,10 +60,19 @@ pub fn run(a: RecordArgs) -> Result<i32> {
         keep_env: a.env,
         host,
         boot,
+        content: a.content.map(|per_call| ContentOptions {
+            per_call: per_call.min(usize::MAX as u64) as usize,
+            budget: a.content_budget,
+        }),
     };
     let mut events = 0u64;
+    let (mut content_events, mut content_bytes) = (0u64, 0u64);
     let exit = record(&a.cmd, &opts, &mut |ev| {
         events += 1;
+        if let tomo_event::Op::Content { data, .. } = &ev.op {
+            content_events += 1;
+            content_bytes += data.len() as u64;
+        }
         writer.append(&ev).map_err(std::io::Error::other)
     });
     let summary = writer
@@ -77,10 +94,17 @@ pub fn run(a: RecordArgs) -> Result<i32> {
     };
     let bytes = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
     if a.json {
-        let j = serde_json::json!({
+        let mut j = serde_json::json!({
             "output": a.output, "events": events, "bytes": bytes, "exit_code": code,
             "blocks": summary.blocks,
         });
+        if a.content.is_some() {
+            j["content"] = serde_json::json!({
+                "events": content_events, "bytes": content_bytes,
+                "budget": a.content_budget,
+                "budget_reached": content_bytes >= a.content_budget,
+            });
+        }
         eprintln!("{j}");
     } else {
         eprintln!(
@@ -92,8 +116,41 @@ pub fn run(a: RecordArgs) -> Result<i32> {
                 Exit::Signal(s) => format!("signal {s}"),
             }
         );
+        if a.content.is_some() {
+            eprintln!(
+                "tomo: content of {content_events} reads and writes kept ({} before compression){}",
+                human_bytes(content_bytes),
+                if content_bytes >= a.content_budget {
+                    format!(
+                        "; the budget of {} was reached: later calls have no content",
+                        human_bytes(a.content_budget)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     Ok(code)
+}
+
+/// `65536`, `64K`, `64KiB`, `1M`, `1GiB` (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 64KiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M, G)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 pub fn human_bytes(b: u64) -> String {

@@ -4,10 +4,12 @@
 mod cmd_agent;
 mod cmd_demo;
 mod cmd_export;
+mod cmd_grep;
 mod cmd_ingest;
 mod cmd_log;
 mod cmd_query;
 mod cmd_record;
+mod cmd_sparql;
 mod cmd_store;
 mod load;
 mod timearg;
@@ -33,8 +35,10 @@ enum Cmd {
     Record(cmd_record::RecordArgs),
     /// Capture the whole host (root) into a recording, until Ctrl-C.
     Agent(cmd_agent::AgentArgs),
-    /// Import logs of another source (Linux audit) into a recording.
+    /// Import logs of another source (Linux audit, DARPA TC CDM, strace) into a recording.
     Ingest(cmd_ingest::IngestArgs),
+    /// Which processes read or wrote a string (recordings made with --content).
+    Grep(cmd_grep::GrepArgs),
     /// Print the raw normalized events of a recording.
     Events(cmd_log::EventsArgs),
     /// Cut a time window out of a recording into a new recording.
@@ -55,8 +59,10 @@ enum Cmd {
     Timeline(cmd_query::TimelineArgs),
     /// The whole provenance graph (nodes, edges).
     Graph(cmd_query::ListArgs),
-    /// Export the graph (PROV-JSON, Graphviz DOT).
+    /// Export the graph (PROV-JSON, PROV-N, PROV-O Turtle, DOT, SVG, GraphML, Neo4j CSV).
     Export(cmd_export::ExportArgs),
+    /// Run a SPARQL query over the PROV-O view of a recording.
+    Sparql(cmd_sparql::SparqlArgs),
     /// Build or update the persistent store (index) of a recording; queries use it.
     Index(cmd_store::IndexArgs),
     /// Counts, sizes, bytes per event and time span of a recording.
@@ -74,6 +80,7 @@ fn main() {
         Cmd::Record(a) => cmd_record::run(a),
         Cmd::Agent(a) => cmd_agent::run(a),
         Cmd::Ingest(a) => cmd_ingest::run(a),
+        Cmd::Grep(a) => cmd_grep::run(a),
         Cmd::Events(a) => cmd_log::events(a),
         Cmd::Cut(a) => cmd_log::cut(a),
         Cmd::Verify(a) => cmd_log::verify(a),
@@ -85,6 +92,7 @@ fn main() {
         Cmd::Timeline(a) => cmd_query::timeline(a),
         Cmd::Graph(a) => cmd_query::graph(a),
         Cmd::Export(a) => cmd_export::run(a),
+        Cmd::Sparql(a) => cmd_sparql::run(a),
         Cmd::Index(a) => cmd_store::index(a),
         Cmd::Stats(a) => cmd_store::stats(a),
     };

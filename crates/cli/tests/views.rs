@@ -491,7 +491,7 @@ fn export_writes_prov_json_and_dot() {
     // The subgraph of an answer.
     let dot = ok(&["why", &rec, "/d/a", "--export", "dot"]);
     assert!(dot.starts_with("digraph tomo {"));
-    let r = tomo(&["export", &rec, "--format", "svg"]);
+    let r = tomo(&["export", &rec, "--format", "pdf"]);
     assert_eq!(r.code, 2);
 }
 

@@ -15,7 +15,14 @@ use std::fmt;
 
 /// Version of this schema; written in every recording header. Bump on any
 /// change to the serialized shape of [`Event`].
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: [`Op::Content`] appended (postcard numbers enum variants in order, so
+/// every older event still decodes the same way).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema this build still reads: versions only ever append
+/// variants, so a version-1 recording is a valid version-2 one.
+pub const MIN_SCHEMA_VERSION: u32 = 1;
 
 /// A 128-bit identifier (host id, boot id), stored as raw bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
@@ -512,6 +519,25 @@ pub enum Op {
         obj: ObjRef,
         sock: SockInfo,
     },
+    /// The bytes of a successful read or write (opt-in content capture),
+    /// logged right after the [`Op::Io`] event of the same call. It repeats
+    /// the object and offset so that it stands alone (a cut may separate
+    /// the two). Adds nothing to the graph: searched by `tomo grep`.
+    /// Appended last: postcard numbers variants by position.
+    Content {
+        call: Call,
+        dir: Dir,
+        fd: i32,
+        obj: ObjRef,
+        /// Where `data` starts: the `Io` event's offset (file position, or
+        /// stream offset for pipes and sockets).
+        offset: Option<u64>,
+        /// Bytes the call moved (its return value).
+        total: u64,
+        /// The first `data.len()` of those bytes (capped per call and by a
+        /// budget per recording; shorter than `total` when capped).
+        data: Vec<u8>,
+    },
 }
 
 impl Op {
@@ -545,7 +571,8 @@ impl Op {
             | Op::Bind { call, .. }
             | Op::Listen { call, .. }
             | Op::Connect { call, .. }
-            | Op::Accept { call, .. } => *call,
+            | Op::Accept { call, .. }
+            | Op::Content { call, .. } => *call,
         }
     }
 }

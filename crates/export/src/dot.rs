@@ -3,7 +3,7 @@
 //! the bytes moved; `version` edges are dashed. Node ids are
 //! `"<uuid>_v<version>"`, stable across runs and cuts.
 
-use crate::{ExportError, ExportStats, Selection};
+use crate::{ExportError, ExportOptions, ExportStats, Selection};
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use tomo_store::{EdgeKind, EntityKind, Graph, NodeId};
@@ -56,7 +56,12 @@ fn fmt_bytes(b: u64) -> String {
 }
 
 /// Write the selected part of `g` as a DOT digraph.
-pub fn write_dot<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<ExportStats, ExportError> {
+pub fn write_dot<W: Write>(
+    g: &Graph,
+    sel: &Selection,
+    _opts: &ExportOptions,
+    w: W,
+) -> Result<ExportStats, ExportError> {
     let mut w = BufWriter::new(w);
     let mut stats = ExportStats::default();
     writeln!(w, "digraph tomo {{")?;
@@ -74,21 +79,7 @@ pub fn write_dot<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<ExportSta
         let (shape, label) = match ent.process.as_deref() {
             Some(info) => {
                 stats.activities += 1;
-                let pos = ent.versions.iter().position(|&v| v == n).unwrap_or(0);
-                let next = ent
-                    .versions
-                    .get(pos + 1)
-                    .map(|&v| g.nodes[v as usize].created_ns);
-                let argv = info
-                    .execs
-                    .iter()
-                    .rev()
-                    .find(|x| match next {
-                        Some(t) => x.ts_ns < t,
-                        None => true,
-                    })
-                    .map(|x| &x.argv)
-                    .unwrap_or(&info.argv);
+                let argv = crate::record::activity_facts(g, n).0.argv;
                 let mut l = format!("{}[{}]{version}", node.label, info.pid);
                 if !argv.is_empty() {
                     l.push('\n');
@@ -139,6 +130,78 @@ pub fn write_dot<W: Write>(g: &Graph, sel: &Selection, w: W) -> Result<ExportSta
     writeln!(w, "}}")?;
     w.flush()?;
     Ok(stats)
+}
+
+/// Lay out `dot_text` with Graphviz (`dot -Tsvg`), writing the SVG to `w`.
+pub fn render_svg<W: Write>(dot_text: &[u8], w: W) -> Result<(), ExportError> {
+    render(
+        |stdin| stdin.write_all(dot_text).map_err(ExportError::from),
+        w,
+    )
+    .map(|_| ())
+}
+
+/// Write the selected part of `g` as SVG, laid out by Graphviz `dot` (which
+/// must be installed: a clear error says so otherwise).
+pub fn write_svg<W: Write>(
+    g: &Graph,
+    sel: &Selection,
+    opts: &ExportOptions,
+    w: W,
+) -> Result<ExportStats, ExportError> {
+    render(|stdin| write_dot(g, sel, opts, stdin), w)
+}
+
+/// Run `dot -Tsvg`, feeding its stdin with `feed` on another thread while
+/// this one copies its stdout to `w` (either side can block on a full pipe).
+fn render<T: Send, W: Write>(
+    feed: impl FnOnce(&mut std::process::ChildStdin) -> Result<T, ExportError> + Send,
+    mut w: W,
+) -> Result<T, ExportError> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(ExportError::GraphvizMissing)?;
+    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(ExportError::Io(std::io::Error::other("no pipe to dot")));
+    };
+    let (fed, copied, err_text) = std::thread::scope(|s| {
+        let feeder = s.spawn(move || {
+            let r = feed(&mut stdin);
+            drop(stdin); // end of input: dot starts laying out
+            r
+        });
+        let err_reader = s.spawn(move || {
+            let mut v = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut v);
+            v
+        });
+        let copied = std::io::copy(&mut stdout, &mut w).and_then(|_| w.flush());
+        (
+            feeder.join().unwrap_or_else(|_| {
+                Err(ExportError::Io(std::io::Error::other(
+                    "DOT writer panicked",
+                )))
+            }),
+            copied,
+            err_reader.join().unwrap_or_default(),
+        )
+    });
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(ExportError::Graphviz {
+            status: status.to_string(),
+            stderr: err_text.trim().to_string(),
+        });
+    }
+    copied?;
+    fed
 }
 
 #[cfg(test)]

@@ -12,234 +12,166 @@
 //! | process -> process | `wasInformedBy`   | spawn, exec, signal, version      |
 //! | object -> object   | `wasDerivedFrom`  | version (`prov:Revision`), flow   |
 //!
-//! The graph edge kind, call, bytes and event count are kept as `tomo:`
-//! attributes. Identifiers are stable across runs and cuts:
-//! `tomo:<uuid>_v<version>` for nodes, `tomo:uid<uid>` for agents, and blank
-//! nodes `_:e<edge id>` / `_:a<node id>` for relations.
+//! plus the data derivations of `record.rs` (`wasDerivedFrom` with
+//! `prov:activity` and `tomo:edge` "data"). The graph edge kind, call,
+//! bytes and event count are kept as `tomo:` attributes; activities are
+//! typed with their program (`tomoprog:vi`) and its classes (`tomo:Editor`).
+//! Identifiers are stable across runs and cuts: `tomo:<uuid>_v<version>`
+//! for nodes, `tomo:uid<uid>` for agents, and blank nodes `_:e<edge id>` /
+//! `_:a<node id>` for relations (`_:d<n>` for data derivations).
 
-use crate::{datetime, ExportError, ExportStats, Selection};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
+use crate::record::{self, Kind, Ns, Rec, Val};
+use crate::{push_datetime, ExportError, ExportOptions, ExportStats, Selection};
 use std::io::{BufWriter, Write};
-use tomo_store::{EdgeKind, EntityKind, Graph, NodeId, ProcessInfo};
+use tomo_store::Graph;
 
-/// The namespace of the `tomo:` prefix.
-pub const TOMO_NS: &str = "urn:tomo:";
-
-fn id(g: &Graph, n: NodeId) -> String {
-    let node = &g.nodes[n as usize];
-    format!(
-        "tomo:{}_v{}",
-        g.entities[node.entity as usize].uuid, node.version
-    )
+fn json_str<W: Write>(w: &mut W, s: &str) -> std::io::Result<()> {
+    serde_json::to_writer(w, s).map_err(std::io::Error::other)
 }
 
-fn time(ns: u64) -> Value {
-    json!({"$": datetime(ns), "type": "xsd:dateTime"})
+/// `"prefix:local"`; locals are ids or percent-encoded names, never
+/// needing JSON escapes, but are escaped anyway when they do.
+fn qname<W: Write>(w: &mut W, ns: Ns, local: &str) -> std::io::Result<()> {
+    if local.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        write!(w, "\"{}:{local}\"", ns.prefix())
+    } else {
+        json_str(w, &format!("{}:{local}", ns.prefix()))
+    }
 }
 
-fn is_process(g: &Graph, n: NodeId) -> bool {
-    g.entity_of(n).kind == EntityKind::Process
-}
-
-/// Writes sections of a JSON object lazily (only non-empty ones).
-struct Doc<W: Write> {
-    w: W,
-    open: bool,
-    records: usize,
-}
-
-impl<W: Write> Doc<W> {
-    fn record(&mut self, section: &str, key: &str, value: &Value) -> std::io::Result<()> {
-        if !self.open {
-            write!(self.w, ",\n{}:{{", Value::from(section))?;
-            self.open = true;
-        } else {
-            self.w.write_all(b",")?;
+fn value<W: Write>(w: &mut W, v: &Val, buf: &mut String) -> std::io::Result<()> {
+    match v {
+        Val::Str(s) => json_str(w, s),
+        Val::Int(i) => write!(w, "{i}"),
+        Val::Time(t) => {
+            buf.clear();
+            push_datetime(buf, *t);
+            write!(w, "{{\"$\":\"{buf}\",\"type\":\"xsd:dateTime\"}}")
         }
-        write!(self.w, "\n {}:", Value::from(key))?;
-        serde_json::to_writer(&mut self.w, value).map_err(std::io::Error::other)?;
-        self.records += 1;
+        Val::QName(ns, l) => {
+            w.write_all(b"{\"$\":")?;
+            qname(w, *ns, l)?;
+            w.write_all(b",\"type\":\"prov:QUALIFIED_NAME\"}")
+        }
+    }
+}
+
+fn time<W: Write>(w: &mut W, key: &str, t: u64, buf: &mut String) -> std::io::Result<()> {
+    buf.clear();
+    push_datetime(buf, t);
+    write!(w, "\"{key}\":\"{buf}\"")
+}
+
+fn record<W: Write>(w: &mut W, r: &Rec, buf: &mut String) -> std::io::Result<()> {
+    let mut first = true;
+    let mut sep = |w: &mut W| -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        first = false;
         Ok(())
-    }
-
-    fn end(&mut self) -> std::io::Result<usize> {
-        if self.open {
-            self.w.write_all(b"\n}")?;
-            self.open = false;
+    };
+    let formal: [(&str, &str); 2] = match r.kind {
+        Kind::Used => [("prov:activity", &r.a), ("prov:entity", &r.b)],
+        Kind::Generation => [("prov:entity", &r.a), ("prov:activity", &r.b)],
+        Kind::Communication => [("prov:informed", &r.a), ("prov:informant", &r.b)],
+        Kind::Derivation => [("prov:generatedEntity", &r.a), ("prov:usedEntity", &r.b)],
+        Kind::Association => [("prov:activity", &r.a), ("prov:agent", &r.b)],
+        Kind::Entity | Kind::Activity | Kind::Agent => [("", ""); 2],
+    };
+    w.write_all(b"{")?;
+    for (k, v) in formal {
+        if !k.is_empty() {
+            sep(w)?;
+            write!(w, "\"{k}\":")?;
+            qname(w, Ns::Tomo, v)?;
         }
-        Ok(std::mem::take(&mut self.records))
     }
+    if !r.via.is_empty() {
+        sep(w)?;
+        w.write_all(b"\"prov:activity\":")?;
+        qname(w, Ns::Tomo, &r.via)?;
+    }
+    for (i, ((ns, k), v)) in r.attrs.iter().enumerate() {
+        if r.attrs[..i].iter().any(|(key, _)| key == &(*ns, *k)) {
+            continue;
+        }
+        sep(w)?;
+        write!(w, "\"{}:{k}\":", ns.prefix())?;
+        let n = r.attrs[i..]
+            .iter()
+            .filter(|(key, _)| key == &(*ns, *k))
+            .count();
+        if n == 1 {
+            value(w, v, buf)?;
+        } else {
+            // A repeated attribute (prov:type) is a JSON array.
+            w.write_all(b"[")?;
+            for (j, (_, v)) in r.attrs[i..]
+                .iter()
+                .filter(|(key, _)| key == &(*ns, *k))
+                .enumerate()
+            {
+                if j > 0 {
+                    w.write_all(b",")?;
+                }
+                value(w, v, buf)?;
+            }
+            w.write_all(b"]")?;
+        }
+    }
+    let (start_key, end_key) = match r.kind {
+        Kind::Activity => ("prov:startTime", "prov:endTime"),
+        _ => ("prov:time", ""),
+    };
+    if let Some(t) = r.time {
+        sep(w)?;
+        time(w, start_key, t, buf)?;
+    }
+    if let Some(t) = r.end {
+        sep(w)?;
+        time(w, end_key, t, buf)?;
+    }
+    w.write_all(b"}")
 }
 
 /// Write the selected part of `g` as a PROV-JSON document.
 pub fn write_prov_json<W: Write>(
     g: &Graph,
     sel: &Selection,
+    opts: &ExportOptions,
     w: W,
 ) -> Result<ExportStats, ExportError> {
-    let mut d = Doc {
-        w: BufWriter::new(w),
-        open: false,
-        records: 0,
-    };
-    let mut stats = ExportStats::default();
-    write!(d.w, "{{\"prefix\":{}", json!({"tomo": TOMO_NS}))?;
-
-    // Entities: object versions.
-    for n in sel.node_ids(g).filter(|&n| !is_process(g, n)) {
-        let node = &g.nodes[n as usize];
-        let ent = &g.entities[node.entity as usize];
-        let mut a = Map::new();
-        a.insert("prov:label".into(), node.label.clone().into());
-        a.insert("tomo:uuid".into(), ent.uuid.to_string().into());
-        a.insert("tomo:kind".into(), ent.kind.as_str().into());
-        a.insert("tomo:version".into(), node.version.into());
-        if let Some(p) = ent.names.first() {
-            a.insert("tomo:path".into(), p.clone().into());
-        }
-        a.insert("tomo:created".into(), time(node.created_ns));
-        d.record("entity", &id(g, n), &Value::Object(a))?;
-    }
-    stats.entities = d.end()?;
-
-    // Activities: process versions.
-    let mut uids = BTreeSet::new();
-    let no_info = ProcessInfo::default();
-    for n in sel.node_ids(g).filter(|&n| is_process(g, n)) {
-        let node = &g.nodes[n as usize];
-        let ent = &g.entities[node.entity as usize];
-        let info = ent.process.as_deref().unwrap_or(&no_info);
-        uids.insert(info.uid);
-        let pos = ent.versions.iter().position(|&v| v == n).unwrap_or(0);
-        let next = ent
-            .versions
-            .get(pos + 1)
-            .map(|&v| g.nodes[v as usize].created_ns);
-        let start = if pos == 0 {
-            info.start_ns.min(node.created_ns)
+    let mut w = BufWriter::with_capacity(1 << 16, w);
+    write!(
+        w,
+        "{{\"prefix\":{{\"tomo\":\"{}\",\"tomoprog\":\"{}\"}}",
+        Ns::Tomo.iri(),
+        Ns::TomoProg.iri()
+    )?;
+    let mut section: Option<Kind> = None;
+    let mut buf = String::new();
+    let stats = record::for_each(g, sel, opts, &mut |r| {
+        if section != Some(r.kind) {
+            if section.is_some() {
+                w.write_all(b"\n}")?;
+            }
+            write!(w, ",\n\"{}\":{{\n ", r.kind.keyword())?;
+            section = Some(r.kind);
         } else {
-            node.created_ns
-        };
-        let end = next.or(info.end_ns);
-        let exec = info.execs.iter().rev().find(|x| match next {
-            Some(t) => x.ts_ns < t,
-            None => true,
-        });
-        let (exe, argv) = match exec {
-            Some(x) => (Some(&x.exe), &x.argv),
-            None => (info.exe.as_ref(), &info.argv),
-        };
-        let mut a = Map::new();
-        a.insert("prov:label".into(), node.label.clone().into());
-        a.insert("prov:startTime".into(), datetime(start).into());
-        if let Some(e) = end {
-            a.insert("prov:endTime".into(), datetime(e.max(start)).into());
+            w.write_all(b",\n ")?;
         }
-        a.insert("tomo:uuid".into(), ent.uuid.to_string().into());
-        a.insert("tomo:version".into(), node.version.into());
-        a.insert("tomo:pid".into(), info.pid.into());
-        a.insert("tomo:ppid".into(), info.ppid.into());
-        a.insert("tomo:uid".into(), info.uid.into());
-        if let Some(exe) = exe {
-            a.insert("tomo:exe".into(), exe.clone().into());
+        match r.kind {
+            Kind::Entity | Kind::Activity | Kind::Agent => qname(&mut w, Ns::Tomo, &r.id)?,
+            _ => write!(w, "\"_:{}\"", r.id)?,
         }
-        // JSON-encoded so that order and empty arguments survive.
-        a.insert(
-            "tomo:argv".into(),
-            serde_json::to_string(argv).unwrap_or_default().into(),
-        );
-        if next.is_none() {
-            if let Some(c) = info.exit_code {
-                a.insert("tomo:exitCode".into(), c.into());
-            }
-            if let Some(s) = info.exit_signal {
-                a.insert("tomo:exitSignal".into(), s.into());
-            }
-        }
-        d.record("activity", &id(g, n), &Value::Object(a))?;
+        w.write_all(b":")?;
+        record(&mut w, r, &mut buf)
+    })?;
+    if section.is_some() {
+        w.write_all(b"\n}")?;
     }
-    stats.activities = d.end()?;
-
-    // Agents: users.
-    for uid in &uids {
-        d.record(
-            "agent",
-            &format!("tomo:uid{uid}"),
-            &json!({"prov:label": format!("uid {uid}"), "tomo:uid": uid}),
-        )?;
-    }
-    stats.agents = d.end()?;
-
-    // Relations, one section at a time (PROV-JSON groups them by type).
-    let attrs = |e: u32| {
-        let x = &g.edges[e as usize];
-        let mut a = Map::new();
-        a.insert("tomo:edge".into(), x.kind.as_str().into());
-        a.insert("tomo:call".into(), x.call.into());
-        a.insert("tomo:bytes".into(), x.bytes.into());
-        a.insert("tomo:events".into(), x.events.into());
-        if let Some(o) = x.offset {
-            a.insert("tomo:offset".into(), o.into());
-        }
-        a
-    };
-    let sections: [(&str, bool, bool); 4] = [
-        ("used", false, true),
-        ("wasGeneratedBy", true, false),
-        ("wasInformedBy", true, true),
-        ("wasDerivedFrom", false, false),
-    ];
-    for (section, src_proc, dst_proc) in sections {
-        for e in sel.edge_ids(g) {
-            let x = &g.edges[e as usize];
-            if is_process(g, x.src) != src_proc || is_process(g, x.dst) != dst_proc {
-                continue;
-            }
-            let mut a = attrs(e);
-            let (s, t) = (id(g, x.src), id(g, x.dst));
-            match section {
-                "used" => {
-                    a.insert("prov:activity".into(), t.into());
-                    a.insert("prov:entity".into(), s.into());
-                    a.insert("prov:time".into(), datetime(x.ts_ns).into());
-                }
-                "wasGeneratedBy" => {
-                    a.insert("prov:entity".into(), t.into());
-                    a.insert("prov:activity".into(), s.into());
-                    a.insert("prov:time".into(), datetime(x.ts_ns).into());
-                }
-                "wasInformedBy" => {
-                    a.insert("prov:informed".into(), t.into());
-                    a.insert("prov:informant".into(), s.into());
-                    a.insert("tomo:time".into(), time(x.ts_ns));
-                }
-                _ => {
-                    a.insert("prov:generatedEntity".into(), t.into());
-                    a.insert("prov:usedEntity".into(), s.into());
-                    a.insert("tomo:time".into(), time(x.ts_ns));
-                    if x.kind == EdgeKind::Version {
-                        a.insert(
-                            "prov:type".into(),
-                            json!({"$": "prov:Revision", "type": "prov:QUALIFIED_NAME"}),
-                        );
-                    }
-                }
-            }
-            d.record(section, &format!("_:e{e}"), &Value::Object(a))?;
-        }
-        stats.relations += d.end()?;
-    }
-    for n in sel.node_ids(g).filter(|&n| is_process(g, n)) {
-        let uid = g.entity_of(n).process.as_deref().map_or(0, |p| p.uid);
-        d.record(
-            "wasAssociatedWith",
-            &format!("_:a{n}"),
-            &json!({"prov:activity": id(g, n), "prov:agent": format!("tomo:uid{uid}")}),
-        )?;
-    }
-    d.end()?;
-    d.w.write_all(b"\n}\n")?;
-    d.w.flush()?;
+    w.write_all(b"\n}\n")?;
+    w.flush()?;
     Ok(stats)
 }

@@ -164,6 +164,11 @@ impl Ingest {
     /// process's existence and credentials: they are not flows.
     pub fn apply(&mut self, ev: &Event) {
         self.graph.events_applied += 1;
+        if let Op::Content { .. } = ev.op {
+            // The bytes of an `Io` event already applied: searched by
+            // `tomo grep`, never structure (not even a process sighting).
+            return;
+        }
         let p = self.process(ev, ev.proc);
         {
             let info = self.graph.process_mut(p).expect("process entity");
@@ -491,6 +496,7 @@ impl Ingest {
                 // The listening socket's name helps a reader find the server side.
                 let _ = l;
             }
+            Op::Content { .. } => {}
         }
     }
 
@@ -522,6 +528,13 @@ impl Ingest {
             name.extend_from_slice(&ev.ts_ns.to_le_bytes());
         }
         let uuid = Uuid::new_v5(&NS, &name);
+        if let Some(e) = self.graph.by_uuid(&uuid) {
+            // A process seen before under this pid, after another one with
+            // the same pid (sources that know start times can interleave
+            // two of them): it is still that process, with its facts.
+            self.procs.insert(key, (pr.start_ticks, e));
+            return e;
+        }
         let e = self.graph.declare(uuid, EntityKind::Process, ev.ts_ns, "?");
         self.graph.index_pid(e, pr.pid);
         let info = self.graph.process_mut(e).expect("process");

@@ -603,10 +603,13 @@ impl Reader {
                 hdr.flags
             )));
         }
-        if hdr.schema_version != tomo_event::SCHEMA_VERSION {
+        if !(tomo_event::MIN_SCHEMA_VERSION..=tomo_event::SCHEMA_VERSION)
+            .contains(&hdr.schema_version)
+        {
             return Err(HeaderError::Unsupported(format!(
-                "event schema version {} (this build reads version {})",
+                "event schema version {} (this build reads versions {} to {})",
                 hdr.schema_version,
+                tomo_event::MIN_SCHEMA_VERSION,
                 tomo_event::SCHEMA_VERSION
             )));
         }

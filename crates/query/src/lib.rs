@@ -13,12 +13,17 @@
 //! entity, the in-edges of versions `0..=k` all precede it; going forwards
 //! from version `k`, the out-edges of versions `k..` all follow it.
 
+mod content;
 mod lineage;
 mod lists;
 mod path;
 mod resolve;
+mod text;
 mod view;
 
+pub use content::{
+    content_matches, ContentMatch, ContentPattern, ContentScanner, DEFAULT_REGEX_OVERLAP,
+};
 pub use lineage::{
     impact, lineage, pick_version, why, Direction, LineageOptions, Tree, TreeNode,
     DEFAULT_MAX_NODES,
@@ -30,6 +35,7 @@ pub use lists::{
 };
 pub use path::{paths, write_paths_json, write_paths_text, CausalPath, Paths, DEFAULT_K};
 pub use resolve::{resolve, ResolveOptions, Resolved};
+pub use text::activities_with_text;
 pub use view::{
     clean, describe, edge_phrase, end_ns, entity_path, exe_argv, fmt_argv, fmt_bytes, fmt_dur,
     fmt_rel, is_library_name, object_name, origin_ns, rfc3339, EdgeView, NodeRef, NodeView,

@@ -64,6 +64,15 @@ const OUT_WINDOW: usize = 8192;
 /// A serial this far below the largest seen so far means a reboot.
 const BOOT_SERIAL_DROP: u64 = 1000;
 const MAX_WARNINGS: usize = 1000;
+/// Live: an event still missing records is completed after this many
+/// ticks (5 s at the agent's 200 ms): when its backlog is full the kernel
+/// makes a process wait between the records of one event, so a gap in
+/// serials or records says nothing there, only time does.
+const LIVE_PENDING_TICKS: usize = 25;
+/// Live: at most this many events missing records are kept (each thread
+/// has at most one event in progress; the rest lost records); the oldest
+/// are completed first.
+const LIVE_MAX_PENDING: usize = 20_000;
 /// Longer lines are not audit records (the kernel caps a record at ~9 KB).
 pub const MAX_LINE: usize = 1 << 20;
 
@@ -216,6 +225,13 @@ pub struct Parser {
     records_seen: u64,
     hosts: HashSet<Id128>,
     first: Option<(Id128, Id128)>,
+    /// The boot of every record, when the source knows it (live capture).
+    live_boot: Option<Id128>,
+    /// Input index and record count of [`Parser::feed_record`].
+    live_input: Option<usize>,
+    live_records: u64,
+    /// Where the last [`Parser::tick`]s were: records seen, next slot id.
+    tick_marks: VecDeque<(u64, u64)>,
 }
 
 impl Parser {
@@ -231,7 +247,115 @@ impl Parser {
             records_seen: 0,
             hosts: HashSet::new(),
             first: None,
+            live_boot: None,
+            live_input: None,
+            live_records: 0,
+            tick_marks: VecDeque::new(),
         }
+    }
+
+    /// For a live source (the audit netlink socket), which knows its boot:
+    /// every record gets this boot id instead of one derived from the host
+    /// and the first timestamp. A serial far below the others is then not
+    /// a reboot: a record delayed by the kernel (which makes a process wait
+    /// between the records of one event while its backlog is full) is
+    /// still added to its event, and only the 32-bit serial counter
+    /// wrapping around starts afresh (keeping the descriptor model).
+    /// Events missing records are completed by [`Parser::tick`] after
+    /// `LIVE_PENDING_TICKS` ticks, or, past `LIVE_MAX_PENDING` of them,
+    /// oldest first.
+    pub fn set_live(&mut self, boot: Id128) {
+        self.live_boot = Some(boot);
+    }
+
+    /// One record as the kernel sends it on the audit netlink socket: the
+    /// message type is the record type (1300 SYSCALL, 1302 PATH, …), the
+    /// payload its text `audit(SECS.MS:SERIAL): key=value …`. It goes
+    /// through the same parser as a log line (as `type=1300 msg=audit(…`);
+    /// warnings name the input `netlink` and the message's number.
+    pub fn feed_record(&mut self, rtype: u16, payload: &str, out: &mut Vec<Event>) {
+        let file = match self.live_input {
+            Some(f) => f,
+            None => {
+                let f = self.add_file("netlink");
+                self.live_input = Some(f);
+                f
+            }
+        };
+        self.live_records += 1;
+        let payload = payload.trim_end_matches(['\0', '\n']);
+        let line = format!("type={rtype} msg={payload}");
+        self.feed_line(file, self.live_records, &line, out);
+    }
+
+    /// For a live source, called periodically (every 100–500 ms): bounds
+    /// how long events are held back when records stop coming. Completed
+    /// events that were already held at the previous call are let go
+    /// (converted in serial order, and the window kept for late spawns
+    /// written out), so none waits more than two periods. Events still
+    /// missing their last record are completed (and counted in
+    /// [`Stats::incomplete_events`]) once they have waited
+    /// `LIVE_PENDING_TICKS` periods ([`Parser::set_live`]; one period
+    /// otherwise). Memory stays bounded however long the capture runs.
+    pub fn tick(&mut self, out: &mut Vec<Event>) {
+        let keep = if self.live_boot.is_some() {
+            LIVE_PENDING_TICKS
+        } else {
+            1
+        };
+        if let Some(&(rec_mark, slot_mark)) = self.tick_marks.back() {
+            let pending_mark = (self.tick_marks.len() >= keep)
+                .then(|| self.tick_marks[self.tick_marks.len() - keep].0);
+            let mut nodes: Vec<Option<String>> = self.streams.keys().cloned().collect();
+            nodes.sort();
+            for node in &nodes {
+                if let Some(pm) = pending_mark {
+                    let s = self.stream(node);
+                    let mut old: Vec<u64> = s
+                        .pending
+                        .iter()
+                        .filter(|(_, p)| p.arrival <= pm)
+                        .map(|(&serial, _)| serial)
+                        .collect();
+                    old.sort_unstable();
+                    for serial in old {
+                        self.complete(node, serial, true, out);
+                    }
+                }
+                // Completed events in serial order, up to the last one that
+                // has waited a whole period.
+                let s = self.stream(node);
+                let upto = s
+                    .ready
+                    .iter()
+                    .filter(|(_, p)| p.arrival <= rec_mark)
+                    .map(|(&serial, _)| serial)
+                    .next_back();
+                if let Some(upto) = upto {
+                    self.release_upto(node, upto, out);
+                }
+            }
+            while self.out.base < slot_mark && !self.out.slots.is_empty() {
+                self.release_front(out);
+            }
+        }
+        self.tick_marks.push_back((
+            self.records_seen,
+            self.out.base + self.out.slots.len() as u64,
+        ));
+        while self.tick_marks.len() > keep {
+            self.tick_marks.pop_front();
+        }
+    }
+
+    /// Events held back (incomplete, waiting for order, in the spawn
+    /// window): what a live source's memory holds.
+    pub fn held(&self) -> usize {
+        self.streams
+            .values()
+            .map(|s| s.pending.len() + s.ready.len())
+            .sum::<usize>()
+            + self.out.slots.len()
     }
 
     pub fn stats(&self) -> &Stats {
@@ -321,18 +445,38 @@ impl Parser {
 
     fn add_record(&mut self, r: Record, file: usize, line: u64, out: &mut Vec<Event>) {
         let node = r.node.clone();
+        let live = self.live_boot.is_some();
         let s = self.stream(&node);
         let host = s.host;
         let new_boot = match &s.boot {
             None => true,
+            Some(_) if live => false,
             Some(b) => {
                 r.serial.saturating_add(BOOT_SERIAL_DROP) < b.max_serial
                     || (r.serial < b.max_serial
                         && r.ts_ns > b.max_ts.saturating_add(60_000_000_000))
             }
         };
+        let wrapped = live
+            && s.boot
+                .as_ref()
+                .is_some_and(|b| r.serial.saturating_add(1 << 31) < b.max_serial);
+        let had_boot = s.boot.is_some();
+        if wrapped {
+            // The kernel's serial counter went round: finish the old round,
+            // keep the processes and their descriptors.
+            self.flush_stream(&node, out);
+            self.release_all(out);
+            let s = self.stream(&node);
+            s.done.clear();
+            s.done_order.clear();
+            s.max_completed = 0;
+            if let Some(b) = s.boot.as_mut() {
+                b.max_serial = r.serial;
+            }
+        }
         if new_boot {
-            if s.boot.is_some() {
+            if had_boot {
                 self.flush_stream(&node, out);
                 self.release_all(out);
                 let s = self.stream(&node);
@@ -341,9 +485,10 @@ impl Parser {
                 }
             }
             self.stats.boots += 1;
+            let id = self.live_boot.unwrap_or_else(|| boot_id(host, r.ts_ns));
             let s = self.stream(&node);
             s.boot = Some(BootState {
-                id: boot_id(host, r.ts_ns),
+                id,
                 max_serial: r.serial,
                 max_ts: r.ts_ns,
             });
@@ -424,6 +569,24 @@ impl Parser {
 
     /// Complete events that will not get their EOE any more.
     fn flush_stale(&mut self, node: &Option<String>, out: &mut Vec<Event>) {
+        if self.live_boot.is_some() {
+            // Live, records of one event may be far apart; time (`tick`)
+            // completes events, and this cap bounds them.
+            let s = self.stream(node);
+            if s.pending.len() <= LIVE_MAX_PENDING {
+                return;
+            }
+            let mut by_age: Vec<(u64, u64)> =
+                s.pending.iter().map(|(&sr, p)| (p.arrival, sr)).collect();
+            by_age.sort_unstable();
+            let excess = s.pending.len() - LIVE_MAX_PENDING * 3 / 4;
+            let mut old: Vec<u64> = by_age.iter().take(excess).map(|&(_, sr)| sr).collect();
+            old.sort_unstable();
+            for serial in old {
+                self.complete(node, serial, true, out);
+            }
+            return;
+        }
         let seen = self.records_seen;
         let s = self.stream(node);
         let max = s.boot.as_ref().map(|b| b.max_serial).unwrap_or(0);
@@ -484,13 +647,39 @@ impl Parser {
                 break;
             }
             let p = s.ready.remove(&first).expect("first key");
-            let host = s.host;
-            let boot = s.boot.as_ref().map(|b| b.id).unwrap_or_default();
-            match self.conv.convert(host, boot, &p.ev, &mut self.stats) {
-                Ok(Some(c)) => self.push_out(c, out),
-                Ok(None) => {}
-                Err(m) => self.warn(p.file, p.line, format!("event {first}: {m}")),
+            self.convert_one(node, first, p, out);
+        }
+    }
+
+    fn convert_one(
+        &mut self,
+        node: &Option<String>,
+        serial: u64,
+        p: Pending,
+        out: &mut Vec<Event>,
+    ) {
+        let s = self.stream(node);
+        let host = s.host;
+        let boot = s.boot.as_ref().map(|b| b.id).unwrap_or_default();
+        match self.conv.convert(host, boot, &p.ev, &mut self.stats) {
+            Ok(Some(c)) => self.push_out(c, out),
+            Ok(None) => {}
+            Err(m) => self.warn(p.file, p.line, format!("event {serial}: {m}")),
+        }
+    }
+
+    /// Convert the completed events with serials up to `upto`, in order.
+    fn release_upto(&mut self, node: &Option<String>, upto: u64, out: &mut Vec<Event>) {
+        loop {
+            let s = self.stream(node);
+            match s.ready.first_key_value() {
+                Some((&first, _)) if first <= upto => {}
+                _ => break,
             }
+            let Some((first, p)) = s.ready.pop_first() else {
+                break;
+            };
+            self.convert_one(node, first, p, out);
         }
     }
 

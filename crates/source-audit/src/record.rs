@@ -38,8 +38,9 @@ impl RType {
     }
 
     /// The kernel's numbers (`include/uapi/linux/audit.h`), as they appear in
-    /// kernel log lines (`type=1300`) and in auditd's `UNKNOWN[1337]`.
-    fn from_number(n: u32) -> Option<RType> {
+    /// kernel log lines (`type=1300`), in auditd's `UNKNOWN[1337]` and as
+    /// netlink message types.
+    pub fn from_number(n: u32) -> Option<RType> {
         Some(match n {
             1300 => RType::Syscall,
             1309 => RType::Execve,

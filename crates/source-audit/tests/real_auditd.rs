@@ -6,7 +6,9 @@
 //! `TOMO_SKIP_AUDITD=1` to skip it on purpose. The rules only match the
 //! workload (`-F auid=`, a login uid set in the workload's shell), and are
 //! removed, auditd stopped and the kernel's enabled flag restored when the
-//! test ends, even by a panic.
+//! test ends, even by a panic. Like every test that uses the kernel's audit
+//! state (crates/cli/tests/audit_agent.rs), it holds an exclusive flock on
+//! `/run/tomo-audit-tests.lock` while it runs.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -37,6 +39,27 @@ fn rule(op: &str) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// Serializes the tests of all test binaries that use the kernel's one
+/// audit daemon slot and rule list; held until dropped.
+struct AuditLock {
+    _file: std::fs::File,
+}
+
+fn lock() -> AuditLock {
+    use std::os::fd::AsRawFd;
+    let path = "/run/tomo-audit-tests.lock";
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+    // SAFETY: flock on a descriptor this File owns; no memory is involved.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(r, 0, "flock {path}: {}", std::io::Error::last_os_error());
+    AuditLock { _file: f }
 }
 
 fn auditctl(args: &[String]) -> std::process::Output {
@@ -127,6 +150,7 @@ fn real_auditd_workload() {
         return;
     }
     require_tools();
+    let _lock = lock();
     let running = status("pid").unwrap_or(0);
     assert_eq!(
         running, 0,
