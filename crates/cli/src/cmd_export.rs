@@ -134,7 +134,7 @@ fn progress_bar(show: bool) -> indicatif::ProgressBar {
     let b = indicatif::ProgressBar::new(0);
     b.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} exporting [{bar:30}] {percent}% {human_pos}/{human_len} graph items, {elapsed} (eta {eta})",
+            "{spinner} exporting [{bar:30}] {percent}% ({human_pos}/{human_len} node and edge visits) {elapsed}, eta {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),

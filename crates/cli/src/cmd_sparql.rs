@@ -36,8 +36,8 @@ pub struct SparqlArgs {
     #[arg(short, long, value_name = "FILE", conflicts_with = "query")]
     file: Option<PathBuf>,
     /// Add `tomo:hasText "STRING"` to every activity whose captured reads
-    /// or writes contain STRING (needs a recording made with content
-    /// capture). Repeatable.
+    /// or writes contain STRING (needs a recording made with `tomo record
+    /// --content`). Repeatable.
     #[arg(long, value_name = "STRING")]
     text: Vec<String>,
     /// Answer format.
@@ -94,14 +94,14 @@ fn text_matches(g: &Graph, recording: &Path, texts: &[String]) -> Result<Vec<Tex
             None
         }
     });
-    let needles: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-    let found = tomo_query::activities_with_text(g, events, &needles);
+    let needles: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let found = tomo_query::activities_with_text(g, events, &needles)?;
     if let Some(d) = damage {
         eprintln!("tomo: warning: {d}; --text searched the content before it");
     }
     if contents == 0 {
         eprintln!(
-            "tomo: note: {} holds no captured content (record with content capture on); --text matches nothing",
+            "tomo: note: {} holds no captured content (record with `tomo record --content`); --text matches nothing",
             recording.display()
         );
     }

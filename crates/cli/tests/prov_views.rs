@@ -332,6 +332,28 @@ fn why_impact_and_path_export_their_answer() {
     );
     assert!(got.len() < all["entities"].as_u64().unwrap() as usize);
 
+    // SVG needs Graphviz; without it the error says what to install.
+    let empty = w.p("no-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(
+        Command::new(tomo_bin()).env("PATH", &empty).args([
+            "export",
+            &r.path,
+            "--format",
+            "svg",
+            "-o",
+            &w.p("x.svg"),
+        ]),
+        TIMEOUT,
+    );
+    assert_eq!(exit_code(&o.status), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("apt install graphviz"), "{err}");
+    assert!(
+        !Path::new(&w.p("x.svg")).exists(),
+        "no partial file is left"
+    );
+
     // neo4j needs a directory.
     let o = tomo(&["export", &r.path, "--format", "neo4j"]);
     assert_eq!(exit_code(&o.status), 2);
@@ -363,6 +385,18 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// The seconds of an xsd:dateTime ("2026-11-23T13:25:43.674835975Z" →
+/// "43.674835975Z").
+fn secs_of(dt: &str) -> String {
+    dt.rsplit(':').next().unwrap().to_string()
+}
+
+/// The seconds of `ns` since the epoch as [`secs_of`] shows them.
+fn frac(ns: u64) -> String {
+    let s = format!("{:02}.{:09}", ns / 1_000_000_000 % 60, ns % 1_000_000_000);
+    s.trim_end_matches('0').trim_end_matches('.').to_string() + "Z"
+}
+
 /// Seed 000's first query, on the archive of the recorded session.
 fn query_1(archive: &str, start: &str, end: &str) -> String {
     format!(
@@ -379,7 +413,7 @@ fn query_1(archive: &str, start: &str, end: &str) -> String {
 }
 
 #[test]
-fn seed_query_1_names_the_editor_sessions_of_a_recorded_archive() {
+fn seed_queries_name_the_editors_and_the_processes_that_held_the_string() {
     let w = Work::new();
     w.write("editor.c", EDITOR_C);
     let o = run(
@@ -403,11 +437,31 @@ fn seed_query_1_names_the_editor_sessions_of_a_recorded_archive() {
                    ./vi a.txt 'second draft'; \
                    cp b.txt d.txt; ./vi notes.md 'Llamas are lame'; \
                    tar cf archive.tar a.txt b.txt c.txt d.txt notes.md";
-    let r = w.record(&["sh", "-c", session]);
+    // With content capture, as the seed's second query needs the data.
+    let path = w.p("session.tomo");
+    let o = run(
+        Command::new(tomo_bin()).current_dir(&w.dir).args([
+            "record",
+            "--content",
+            "-o",
+            &path,
+            "--",
+            "sh",
+            "-c",
+            session,
+        ]),
+        TIMEOUT,
+    );
+    assert!(o.status.success(), "tomo record: {o:?}");
+    struct R {
+        path: String,
+    }
+    let r = R { path };
 
     // The editors `tomo ps` reports, by file and order.
-    let eds: Vec<(String, u64, u64)> = r
-        .ps()
+    let ps = tomo_json(&["ps", &r.path, "--json"]);
+    let ps = ps.as_array().unwrap();
+    let eds: Vec<(String, u64, u64)> = ps
         .iter()
         .filter(|p| p["exe"].as_str() == Some(w.p("vi").as_str()))
         .map(|p| {
@@ -461,22 +515,16 @@ fn seed_query_1_names_the_editor_sessions_of_a_recorded_archive() {
         b["s"]["datatype"],
         "http://www.w3.org/2001/XMLSchema#dateTime"
     );
-    let secs = |v: &Value| {
-        // "2026-11-23T13:25:43.674835975Z": compare the seconds and fraction.
-        v["value"]
-            .as_str()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let frac = |ns: u64| {
-        let s = format!("{:02}.{:09}", ns / 1_000_000_000 % 60, ns % 1_000_000_000);
-        s.trim_end_matches('0').trim_end_matches('.').to_string() + "Z"
-    };
-    assert_eq!(secs(&b["s"]), frac(want_start), "{times}");
-    assert_eq!(secs(&b["e"]), frac(want_end), "{times}");
+    assert_eq!(
+        secs_of(b["s"]["value"].as_str().unwrap()),
+        frac(want_start),
+        "{times}"
+    );
+    assert_eq!(
+        secs_of(b["e"]["value"].as_str().unwrap()),
+        frac(want_end),
+        "{times}"
+    );
 
     // The lean view answers the same.
     let lean = tomo_json(&[
@@ -499,11 +547,78 @@ fn seed_query_1_names_the_editor_sessions_of_a_recorded_archive() {
         )
     );
 
-    // The seed's second query needs captured content; this recording has
-    // none, which --text says.
-    let o = tomo(&[
+    // Seed 000's second query: the processes whose data held the string,
+    // with the earliest start of each. The string was written by the vi of
+    // b.txt and of notes.md, and read by tar (b.txt, d.txt, notes.md); cp
+    // may copy inside the kernel (copy_file_range: no bytes to capture).
+    let q2 = r#"SELECT (MIN(?st) AS ?min) ?vi WHERE {
+        ?vi tomo:hasText "Llamas are lame" .
+        ?vi prov:startedAtTime ?st
+    } GROUP BY ?vi"#;
+    let a = tomo_json(&["sparql", &r.path, "--text", "Llamas are lame", q2, "--json"]);
+    let rows = a["results"]["bindings"].as_array().unwrap();
+    let who = tomo_json(&[
         "sparql",
         &r.path,
+        "--text",
+        "Llamas are lame",
+        "SELECT DISTINCT ?pid ?prog WHERE { ?a tomo:hasText \"Llamas are lame\" ; tomo:pid ?pid ; tomo:program ?prog }",
+        "--json",
+    ]);
+    let who: std::collections::BTreeMap<u64, String> = who["results"]["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["pid"]["value"].as_str().unwrap().parse().unwrap(),
+                b["prog"]["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let pid_of = |file: &str| {
+        ps.iter()
+            .find(|p| p["exe"].as_str() == Some(w.p("vi").as_str()) && p["argv"][1] == file)
+            .unwrap()["pid"]
+            .as_u64()
+            .unwrap()
+    };
+    let tar = ps.iter().find(|p| p["argv"][0] == "tar").unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    for (pid, prog) in [
+        (pid_of("b.txt"), "vi"),
+        (pid_of("notes.md"), "vi"),
+        (tar, "tar"),
+    ] {
+        assert_eq!(who.get(&pid).map(String::as_str), Some(prog), "{who:?}");
+    }
+    for f in ["a.txt", "c.txt"] {
+        assert!(
+            !who.contains_key(&pid_of(f)),
+            "the vi of {f} never had it: {who:?}"
+        );
+    }
+    assert!(
+        who.values()
+            .all(|p| ["vi", "tar", "cp"].contains(&p.as_str())),
+        "{who:?}"
+    );
+    assert!(rows.len() >= 3, "{a}");
+    // The earliest ?min is the start of the vi that wrote b.txt.
+    let mins: Vec<&str> = rows
+        .iter()
+        .map(|b| b["min"]["value"].as_str().unwrap())
+        .collect();
+    let first = mins.iter().min().unwrap();
+    assert_eq!(secs_of(first), frac(eds[1].1), "{a}");
+
+    // On a recording without content, --text says so and matches nothing.
+    w.write("plain.sh", "cat b.txt > e.txt\n");
+    let plain = w.record_to("plain.tomo", &["sh", "plain.sh"]);
+    let o = tomo(&[
+        "sparql",
+        &plain.path,
         "SELECT ?vi WHERE { ?vi tomo:hasText \"Llamas are lame\" }",
         "--text",
         "Llamas are lame",

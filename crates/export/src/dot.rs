@@ -59,16 +59,21 @@ fn fmt_bytes(b: u64) -> String {
 pub fn write_dot<W: Write>(
     g: &Graph,
     sel: &Selection,
-    _opts: &ExportOptions,
+    opts: &ExportOptions,
     w: W,
 ) -> Result<ExportStats, ExportError> {
     let mut w = BufWriter::new(w);
     let mut stats = ExportStats::default();
+    let mut tk = crate::record::Ticker::new((g.nodes.len() + g.edges.len()) as u64, opts.progress);
     writeln!(w, "digraph tomo {{")?;
     writeln!(w, "  graph [rankdir=LR];")?;
     writeln!(w, "  node [fontname=\"Helvetica\", fontsize=10];")?;
     writeln!(w, "  edge [fontname=\"Helvetica\", fontsize=9];")?;
-    for n in sel.node_ids(g) {
+    for n in 0..g.nodes.len() as NodeId {
+        tk.tick();
+        if !sel.contains(n) {
+            continue;
+        }
         let node = &g.nodes[n as usize];
         let ent = &g.entities[node.entity as usize];
         let version = if node.version > 0 {
@@ -104,8 +109,11 @@ pub fn write_dot<W: Write>(
             esc(&label)
         )?;
     }
-    for e in sel.edge_ids(g) {
-        let x = &g.edges[e as usize];
+    for x in &g.edges {
+        tk.tick();
+        if !sel.contains(x.src) || !sel.contains(x.dst) {
+            continue;
+        }
         let label = match x.kind {
             EdgeKind::Read | EdgeKind::Write | EdgeKind::Flow => {
                 format!("{} {}", x.kind.as_str(), fmt_bytes(x.bytes))
@@ -129,6 +137,7 @@ pub fn write_dot<W: Write>(
     }
     writeln!(w, "}}")?;
     w.flush()?;
+    tk.finish();
     Ok(stats)
 }
 

@@ -186,6 +186,7 @@ pub(crate) struct Ticker<'a> {
     done: u64,
     total: u64,
     next: u64,
+    reported: u64,
     cb: Option<&'a (dyn Fn(u64, u64) + Sync)>,
 }
 
@@ -200,7 +201,18 @@ impl<'a> Ticker<'a> {
             done: 0,
             total,
             next: TICK_EVERY,
+            reported: 0,
             cb,
+        }
+    }
+
+    fn report(&mut self) {
+        let at = self.done.min(self.total);
+        if at != self.reported {
+            self.reported = at;
+            if let Some(f) = self.cb {
+                f(at, self.total);
+            }
         }
     }
 
@@ -209,9 +221,7 @@ impl<'a> Ticker<'a> {
         self.done += 1;
         if self.done >= self.next {
             self.next = self.done + TICK_EVERY;
-            if let Some(f) = self.cb {
-                f(self.done.min(self.total), self.total);
-            }
+            self.report();
         }
     }
 
@@ -219,15 +229,13 @@ impl<'a> Ticker<'a> {
     pub fn reach(&mut self, at: u64) {
         if at > self.done {
             self.done = at;
-            if let Some(f) = self.cb {
-                f(at.min(self.total), self.total);
-            }
+            self.report();
         }
     }
 
     pub fn finish(&mut self) {
-        let t = self.total;
-        self.reach(t);
+        self.done = self.total;
+        self.report();
     }
 }
 

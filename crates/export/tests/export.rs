@@ -729,3 +729,32 @@ fn neo4j_csv_is_consistent() {
     assert_eq!(c["problems"], serde_json::json!([]), "{c}");
     assert!(c["labels"].to_string().contains("Archiver"), "{c}");
 }
+
+#[test]
+fn every_writer_reports_progress_up_to_its_total() {
+    use std::sync::Mutex;
+    let g = scenario();
+    for f in [
+        Format::ProvJson,
+        Format::ProvN,
+        Format::Turtle,
+        Format::Dot,
+        Format::GraphMl,
+    ] {
+        let seen: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+        let cb = |done: u64, total: u64| seen.lock().unwrap().push((done, total));
+        let o = ExportOptions {
+            progress: Some(&cb),
+            ..ExportOptions::default()
+        };
+        export(&g, &Selection::all(), f, &o, Vec::new()).unwrap();
+        let seen = seen.into_inner().unwrap();
+        let (first, last) = (seen[0], seen[seen.len() - 1]);
+        assert_eq!(first.0, 0, "{f:?}: {seen:?}");
+        assert!(
+            last.1 > 0 && last.0 == last.1,
+            "{f:?} ends at its total: {seen:?}"
+        );
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{f:?}: {seen:?}");
+    }
+}

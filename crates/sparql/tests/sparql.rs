@@ -228,8 +228,8 @@ fn seed_query_1_finds_the_editor_sessions_behind_the_archive() {
 fn seed_query_2_finds_the_processes_whose_data_held_the_string() {
     let rec = editing_session(true);
     let g = rec.graph();
-    let needles: [&[u8]; 2] = [b"Llamas are lame", b"no such text"];
-    let found = tomo_query::activities_with_text(&g, rec.evs.iter().cloned(), &needles);
+    let needles = ["Llamas are lame", "no such text"];
+    let found = tomo_query::activities_with_text(&g, rec.evs.iter().cloned(), &needles).unwrap();
     let texts = vec![
         TextMatch {
             text: "Llamas are lame".into(),
@@ -288,9 +288,11 @@ fn text_split_across_two_reads_is_found() {
         );
     }
     let g = r.graph();
-    let found = tomo_query::activities_with_text(&g, r.evs.iter().cloned(), &[b"Llamas are lame"]);
+    let found =
+        tomo_query::activities_with_text(&g, r.evs.iter().cloned(), &["Llamas are lame"]).unwrap();
     assert_eq!(found[0].len(), 1, "{found:?}");
     assert_eq!(g.entity_of(found[0][0]).kind, EntityKind::Process);
+    assert!(tomo_query::activities_with_text(&g, r.evs.iter().cloned(), &[""]).is_err());
 }
 
 #[test]
