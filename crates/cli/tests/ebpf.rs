@@ -10,6 +10,7 @@
 //! rebuilding it with clang when clang and bpftool are installed, as in CI).
 
 mod common;
+mod oracle_facts;
 
 use common::*;
 use serde_json::Value;
@@ -390,4 +391,87 @@ fn committed_bpf_object_is_current() {
     } else {
         eprintln!("clang/bpftool not installed: compiled-source check skipped (CI installs them)");
     }
+}
+
+/// The oracle workloads (a make build with gcc, `tar c | gzip`, forked
+/// workers) run natively while the agent captures the host: for every
+/// process of the workload, the programs executed and the files each read
+/// and wrote equal what `tomo record` of the same workload in the same
+/// directory gives (which `oracle.rs` checks against `strace -f`).
+/// System-wide, the recording also holds other processes; the comparison
+/// takes the workload's processes by their (program, argv) keys.
+#[test]
+fn agent_matches_the_oracle_workloads_system_wide() {
+    let bin_dir = Work::new();
+    let workers = bin_dir.compile_dynamic("oracle_workers");
+    let workloads = vec![
+        oracle_facts::make_workload(),
+        oracle_facts::tar_gzip_workload(),
+        oracle_facts::Workload {
+            name: "forked workers",
+            setup: Box::new(|d: &Path| std::fs::write(d.join("in.txt"), "input\n").expect("write")),
+            argv: vec![workers, ".".into()],
+        },
+    ];
+    let root_tmp = tempfile::Builder::new()
+        .prefix("tomo-ebpf-oracle-")
+        .tempdir()
+        .expect("tempdir");
+    let root = root_tmp.path().canonicalize().expect("canonicalize");
+    let mut report = String::new();
+    for wl in workloads {
+        // 1. tomo record.
+        let rec = root.join("run.tomo");
+        let dir = oracle_facts::fresh_dir(&root, &wl);
+        let mut cmd = Command::new(tomo_bin());
+        cmd.arg("record")
+            .arg("-o")
+            .arg(&rec)
+            .arg("--")
+            .args(&wl.argv);
+        oracle_facts::prepare_env(&mut cmd, &dir);
+        let o = run(&mut cmd, TIMEOUT);
+        assert!(o.status.success(), "{}: tomo record failed: {o:?}", wl.name);
+        let want =
+            oracle_facts::tomo_facts(&tomo_json(&["graph", rec.to_str().unwrap(), "--json"]));
+        assert!(!want.procs.is_empty(), "{}: nothing recorded", wl.name);
+
+        // 2. The same workload, natively, in the same (fresh) directory,
+        // under the system-wide agent.
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let session = Work::new();
+        let dir = oracle_facts::fresh_dir(&root, &wl);
+        let agent = AgentRun::start(&session);
+        let mut cmd = Command::new(&wl.argv[0]);
+        cmd.args(&wl.argv[1..]);
+        oracle_facts::prepare_env(&mut cmd, &dir);
+        let o = run(&mut cmd, TIMEOUT);
+        assert!(
+            o.status.success(),
+            "{}: the workload failed: {o:?}",
+            wl.name
+        );
+        let summary = agent.stop();
+        assert_eq!(summary["lost_records"].as_u64(), Some(0), "{summary}");
+        let host = session.p("host.tomo");
+        let got = oracle_facts::tomo_facts(&tomo_json(&["graph", &host, "--json"]));
+
+        let missing: Vec<_> = want.executed.difference(&got.executed).collect();
+        if !missing.is_empty() {
+            report.push_str(&format!(
+                "{}: programs executed under tomo record but not seen by the agent: {missing:?}\n",
+                wl.name
+            ));
+        }
+        for (k, accesses) in &want.procs {
+            match got.procs.get(k) {
+                Some(g) if g == accesses => {}
+                other => report.push_str(&format!(
+                    "{}: {k:?}\n  tomo record: {accesses:?}\n  agent:       {other:?}\n",
+                    wl.name
+                )),
+            }
+        }
+    }
+    assert!(report.is_empty(), "{report}");
 }
