@@ -194,11 +194,46 @@ pub struct SockInfo {
     pub peer: Option<SockAddr>,
 }
 
-/// Which system call (or equivalent source operation) produced an event.
-/// Kept as a name so that audit, eBPF and imported records share it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[allow(non_camel_case_types)]
-pub enum Call {
+/// Defines [`Call`] from the list of kernel call names, with the two
+/// conversions every source and the ingest need, so that the names are
+/// written once.
+macro_rules! calls {
+    ($($v:ident),* $(,)?) => {
+        /// Which system call (or equivalent source operation) produced an event.
+        /// Kept as a name so that audit, eBPF and imported records share it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[allow(non_camel_case_types)]
+        pub enum Call {
+            $($v,)*
+            /// Synthesized by a source (process seen for the first time, recorder start).
+            observed,
+            /// Anything else, by the source's syscall number.
+            other(u32),
+        }
+
+        impl Call {
+            /// The kernel's name of the call; "observed" and "other" for the
+            /// two that are not kernel calls.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Call::$v => stringify!($v),)*
+                    Call::observed => "observed",
+                    Call::other(_) => "other",
+                }
+            }
+
+            /// The call with this kernel name (never `observed` or `other`).
+            pub fn from_name(name: &str) -> Option<Call> {
+                match name {
+                    $(stringify!($v) => Some(Call::$v),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+calls!(
     fork,
     vfork,
     clone,
@@ -282,11 +317,7 @@ pub enum Call {
     recvmsg,
     sendmmsg,
     recvmmsg,
-    /// Synthesized by a source (process seen for the first time, recorder start).
-    observed,
-    /// Anything else, by the source's syscall number.
-    other(u32),
-}
+);
 
 /// How a new task relates to its parent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

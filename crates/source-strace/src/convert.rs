@@ -596,12 +596,7 @@ impl Model {
     }
 
     fn spawn(&mut self, tid: u32, ts: u64, sc: &Syscall, out: &mut Vec<Event>) {
-        let call = match sc.name.as_str() {
-            "fork" => Call::fork,
-            "vfork" => Call::vfork,
-            "clone3" => Call::clone3,
-            _ => Call::clone,
-        };
+        let call = Call::from_name(sc.name.as_str()).unwrap_or(Call::clone);
         let flags = match call {
             Call::fork => 17,
             Call::vfork => 0x4000 | 0x100 | 17,
@@ -804,12 +799,7 @@ impl Model {
                     self.absent.insert(path.clone());
                 }
                 Op::Open {
-                    call: match name {
-                        "open" => Call::open,
-                        "openat" => Call::openat,
-                        "openat2" => Call::openat2,
-                        _ => Call::creat,
-                    },
+                    call: Call::from_name(name).unwrap_or(Call::creat),
                     fd,
                     obj,
                     flags: flags as u32,
@@ -849,24 +839,7 @@ impl Model {
                 } else {
                     Dir::Write
                 };
-                let call = match name {
-                    "read" => Call::read,
-                    "pread64" => Call::pread64,
-                    "readv" => Call::readv,
-                    "preadv" => Call::preadv,
-                    "preadv2" => Call::preadv2,
-                    "write" => Call::write,
-                    "pwrite64" => Call::pwrite64,
-                    "writev" => Call::writev,
-                    "pwritev" => Call::pwritev,
-                    "pwritev2" => Call::pwritev2,
-                    "recvfrom" => Call::recvfrom,
-                    "recvmsg" => Call::recvmsg,
-                    "sendto" => Call::sendto,
-                    "sendmsg" => Call::sendmsg,
-                    "recvmmsg" => Call::recvmmsg,
-                    _ => Call::sendmmsg,
-                };
+                let call = Call::from_name(name).unwrap_or(Call::sendmmsg);
                 let explicit = match name {
                     "pread64" | "pwrite64" | "preadv" | "pwritev" => num(arg(3)),
                     "preadv2" | "pwritev2" => num(arg(3)).filter(|&v| v as i64 != -1),
@@ -947,12 +920,7 @@ impl Model {
                 if src.kind == ObjKind::Anon || dst.kind == ObjKind::Anon {
                     return;
                 }
-                let call = match name {
-                    "sendfile" => Call::sendfile,
-                    "splice" => Call::splice,
-                    "tee" => Call::tee,
-                    _ => Call::copy_file_range,
-                };
+                let call = Call::from_name(name).unwrap_or(Call::copy_file_range);
                 Op::Transfer {
                     call,
                     src_fd,
@@ -1008,12 +976,7 @@ impl Model {
                     }
                 }
                 let obj = o.borrow().obj.clone();
-                let call = match name {
-                    "dup" => Call::dup,
-                    "dup2" => Call::dup2,
-                    "dup3" => Call::dup3,
-                    _ => Call::fcntl,
-                };
+                let call = Call::from_name(name).unwrap_or(Call::fcntl);
                 Op::Dup {
                     call,
                     old_fd,
@@ -1289,11 +1252,7 @@ impl Model {
                     ..obj
                 };
                 Op::Rename {
-                    call: match name {
-                        "rename" => Call::rename,
-                        "renameat" => Call::renameat,
-                        _ => Call::renameat2,
-                    },
+                    call: Call::from_name(name).unwrap_or(Call::renameat2),
                     old_path: old,
                     new_path: new,
                     obj,
@@ -1339,12 +1298,7 @@ impl Model {
                     ..obj
                 };
                 Op::Link {
-                    call: match name {
-                        "link" => Call::link,
-                        "linkat" => Call::linkat,
-                        "symlink" => Call::symlink,
-                        _ => Call::symlinkat,
-                    },
+                    call: Call::from_name(name).unwrap_or(Call::symlinkat),
                     target,
                     new_path: new,
                     obj,
@@ -1366,11 +1320,7 @@ impl Model {
                     self.absent.insert(path.clone());
                 }
                 Op::Unlink {
-                    call: match name {
-                        "unlink" => Call::unlink,
-                        "unlinkat" => Call::unlinkat,
-                        _ => Call::rmdir,
-                    },
+                    call: Call::from_name(name).unwrap_or(Call::rmdir),
                     path,
                     obj,
                     dir,
@@ -1469,11 +1419,7 @@ impl Model {
                 };
                 if name.contains("chmod") {
                     Op::Chmod {
-                        call: match name {
-                            "chmod" => Call::chmod,
-                            "fchmod" => Call::fchmod,
-                            _ => Call::fchmodat,
-                        },
+                        call: Call::from_name(name).unwrap_or(Call::fchmodat),
                         fd,
                         obj,
                         mode: line::flags(arg(rest), &[]) as u32,
@@ -1486,12 +1432,7 @@ impl Model {
                             .unwrap_or(u32::MAX)
                     };
                     Op::Chown {
-                        call: match name {
-                            "chown" => Call::chown,
-                            "fchown" => Call::fchown,
-                            "lchown" => Call::lchown,
-                            _ => Call::fchownat,
-                        },
+                        call: Call::from_name(name).unwrap_or(Call::fchownat),
                         fd,
                         obj,
                         uid: id(arg(rest)),
@@ -1511,14 +1452,7 @@ impl Model {
                     if a.len() > 1 { id(arg(1)) } else { u32::MAX },
                     if a.len() > 2 { id(arg(2)) } else { u32::MAX },
                 ];
-                let call = match name {
-                    "setuid" => Call::setuid,
-                    "setgid" => Call::setgid,
-                    "setreuid" => Call::setreuid,
-                    "setregid" => Call::setregid,
-                    "setresuid" => Call::setresuid,
-                    _ => Call::setresgid,
-                };
+                let call = Call::from_name(name).unwrap_or(Call::setresgid);
                 Op::SetId { call, ids }
             }
             "chdir" | "fchdir" => {
@@ -1565,11 +1499,7 @@ impl Model {
                     t.tid = target;
                 }
                 Op::Kill {
-                    call: match name {
-                        "kill" => Call::kill,
-                        "tkill" => Call::tkill,
-                        _ => Call::tgkill,
-                    },
+                    call: Call::from_name(name).unwrap_or(Call::tgkill),
                     target: t,
                     signal: line::signal_number(sig.trim()).unwrap_or(0),
                 }
