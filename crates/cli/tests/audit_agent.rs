@@ -458,6 +458,148 @@ fn why_names(file: &str, target: &str, w: &Work) -> BTreeSet<String> {
         .collect()
 }
 
+/// What `tomo record` gives for the coverage programs and the pipeline,
+/// and the same programs and pipeline ready to run natively under a
+/// system-wide capture.
+struct Expected {
+    cases: Vec<Case>,
+    pipe_w: Work,
+    want_why: BTreeSet<String>,
+}
+
+/// A coverage program: its process names, its directory and binary for the
+/// native run, and its ptrace recording's flow triples and file I/O.
+type Case = (
+    Prog,
+    Vec<&'static str>,
+    Work,
+    String,
+    (BTreeSet<String>, BTreeSet<String>),
+);
+
+const PIPELINE: &str = "tar c input | gzip > out.tgz";
+
+impl Expected {
+    fn record() -> Expected {
+        let mut cases = Vec::new();
+        for p in coverage_programs() {
+            let procs: Vec<&str> = if p.procs.is_empty() {
+                vec![p.name]
+            } else {
+                p.procs.to_vec()
+            };
+            let (pw, prec) = case(p.name, &p.setup, p.args, p.code);
+            let scope = Scope::new(&pw, &procs);
+            let want = (
+                triples(prec.graph(), &pw, &scope),
+                file_io(prec.graph(), &pw, &scope),
+            );
+            assert!(
+                !want.0.is_empty(),
+                "{}: the ptrace recording has no flows",
+                p.name
+            );
+            let w = Work::new();
+            (p.setup)(&w);
+            let bin = w.compile(p.name);
+            cases.push((p, procs, w, bin, want));
+        }
+        let rec_w = Work::new();
+        let pipe_w = Work::new();
+        for (p, s) in INPUTS {
+            rec_w.write(p, s);
+            pipe_w.write(p, s);
+        }
+        let rec = rec_w.record(&["sh", "-c", PIPELINE]);
+        let want_why = why_names(&rec.path, &rec_w.p("out.tgz"), &rec_w);
+        Expected {
+            cases,
+            pipe_w,
+            want_why,
+        }
+    }
+
+    /// The pipeline and every coverage program, natively.
+    fn run_natively(&self) {
+        let o = run(
+            Command::new("sh")
+                .current_dir(&self.pipe_w.dir)
+                .args(["-c", PIPELINE]),
+            TIMEOUT,
+        );
+        assert!(o.status.success(), "the pipeline failed natively");
+        for (p, _, w, bin, _) in &self.cases {
+            let o = run(
+                Command::new(bin)
+                    .current_dir(&w.dir)
+                    .arg(w.d())
+                    .args(p.args),
+                TIMEOUT,
+            );
+            assert_eq!(exit_code(&o.status), p.code, "{}: {o:?}", p.name);
+        }
+    }
+
+    /// What the system-wide recording `host` says differently from `tomo
+    /// record`: `why out.tgz` (besides this test binary, auditctl and
+    /// `upstream`, which a system-wide capture sees upstream of the
+    /// pipeline; and it must name the pipeline's programs and inputs), and
+    /// per coverage program the flow triples and the file
+    /// I/O (call, bytes, offset) but for the documented audit limits.
+    fn compare(&self, host: &str, upstream: &[&str]) -> String {
+        let got_why = why_names(host, &self.pipe_w.p("out.tgz"), &self.pipe_w);
+        let me = std::env::current_exe().unwrap();
+        let me = me.file_name().unwrap().to_string_lossy();
+        let upstream: BTreeSet<String> = [&*me, "auditctl"]
+            .iter()
+            .chain(upstream)
+            .map(|s| s.to_string())
+            .collect();
+        let missing: Vec<_> = self.want_why.difference(&got_why).collect();
+        let extra: Vec<_> = got_why
+            .difference(&self.want_why)
+            .filter(|l| !upstream.contains(*l))
+            .collect();
+        let mut report = String::new();
+        if !missing.is_empty() || !extra.is_empty() {
+            report.push_str(&format!(
+                "why out.tgz differs from tomo record's\n  missing: {missing:?}\n  extra:   {extra:?}\n"
+            ));
+        }
+        for want in ["gzip", "tar", "sh", "$D/input/a.txt", "$D/input/sub/c.txt"] {
+            if !got_why.contains(want) {
+                report.push_str(&format!("why out.tgz does not name {want}\n"));
+            }
+        }
+        let g = Graph::from_json(&tomo_json(&["graph", host, "--json"]));
+        for (p, procs, w, _, (want, want_io)) in &self.cases {
+            let scope = Scope::new(w, procs);
+            let have = triples(&g, w, &scope);
+            if &have != want {
+                report.push_str(&format!(
+                    "{} {:?}: triples differ from the ptrace recording\n  missing: {:?}\n  extra:   {:?}\n",
+                    p.name,
+                    p.args,
+                    want.difference(&have).collect::<Vec<_>>(),
+                    have.difference(want).collect::<Vec<_>>()
+                ));
+            }
+            let want_io = as_audit_knows(want_io);
+            let have_io = file_io(&g, w, &scope);
+            if have_io != want_io {
+                report.push_str(&format!(
+                    "{} {:?}: file I/O (call, bytes, offset) differs from the ptrace recording\n  missing: {:#?}\n  extra:   {:#?}\n",
+                    p.name,
+                    p.args,
+                    want_io.difference(&have_io).collect::<Vec<_>>(),
+                    have_io.difference(&want_io).collect::<Vec<_>>()
+                ));
+            }
+        }
+        report
+    }
+}
+
 #[test]
 fn audit_agent_matches_ptrace_and_cleans_up() {
     if skip("audit_agent_matches_ptrace_and_cleans_up") {
@@ -465,38 +607,7 @@ fn audit_agent_matches_ptrace_and_cleans_up() {
     }
     require_root_and_tools(&["auditctl"]);
     // The ptrace recordings first: the agent must not see them.
-    let mut cases = Vec::new();
-    for p in coverage_programs() {
-        let procs: Vec<&str> = if p.procs.is_empty() {
-            vec![p.name]
-        } else {
-            p.procs.to_vec()
-        };
-        let (pw, prec) = case(p.name, &p.setup, p.args, p.code);
-        let scope = Scope::new(&pw, &procs);
-        let want = (
-            triples(prec.graph(), &pw, &scope),
-            file_io(prec.graph(), &pw, &scope),
-        );
-        assert!(
-            !want.0.is_empty(),
-            "{}: the ptrace recording has no flows",
-            p.name
-        );
-        let w = Work::new();
-        (p.setup)(&w);
-        let bin = w.compile(p.name);
-        cases.push((p, procs, w, bin, want));
-    }
-    let rec_w = Work::new();
-    let pipe_w = Work::new();
-    for (p, s) in INPUTS {
-        rec_w.write(p, s);
-        pipe_w.write(p, s);
-    }
-    let pipeline = "tar c input | gzip > out.tgz";
-    let rec = rec_w.record(&["sh", "-c", pipeline]);
-    let want_why = why_names(&rec.path, &rec_w.p("out.tgz"), &rec_w);
+    let exp = Expected::record();
 
     let _lock = lock();
     let k = Kernel::take();
@@ -513,23 +624,7 @@ fn audit_agent_matches_ptrace_and_cleans_up() {
     );
     assert!(Path::new(STATE_FILE).exists());
 
-    let o = run(
-        Command::new("sh")
-            .current_dir(&pipe_w.dir)
-            .args(["-c", pipeline]),
-        TIMEOUT,
-    );
-    assert!(o.status.success(), "the pipeline failed natively");
-    for (p, _, w, bin, _) in &cases {
-        let o = run(
-            Command::new(bin)
-                .current_dir(&w.dir)
-                .arg(w.d())
-                .args(p.args),
-            TIMEOUT,
-        );
-        assert_eq!(exit_code(&o.status), p.code, "{}: {o:?}", p.name);
-    }
+    exp.run_natively();
     let agent_pid = agent.pid();
     let summary = agent.stop();
     k.assert_restored(k.enabled, k.backlog_limit, "after SIGTERM");
@@ -558,54 +653,7 @@ fn audit_agent_matches_ptrace_and_cleans_up() {
     // why out.tgz names the same processes and inputs as `tomo record`'s;
     // system-wide, it also goes on to the pipeline's parent (this test
     // binary) and what that had read before (auditctl's output).
-    let got_why = why_names(&host, &pipe_w.p("out.tgz"), &pipe_w);
-    let me = std::env::current_exe().unwrap();
-    let me = me.file_name().unwrap().to_string_lossy();
-    let upstream: BTreeSet<String> = [&*me, "auditctl"].iter().map(|s| s.to_string()).collect();
-    let missing: Vec<_> = want_why.difference(&got_why).collect();
-    let extra: Vec<_> = got_why
-        .difference(&want_why)
-        .filter(|l| !upstream.contains(*l))
-        .collect();
-    let mut report = String::new();
-    if !missing.is_empty() || !extra.is_empty() {
-        report.push_str(&format!(
-            "why out.tgz differs from tomo record's\n  missing: {missing:?}\n  extra:   {extra:?}\n"
-        ));
-    }
-    for want in ["gzip", "tar", "sh", "$D/input/a.txt", "$D/input/sub/c.txt"] {
-        if !got_why.contains(want) {
-            report.push_str(&format!("why out.tgz does not name {want}\n"));
-        }
-    }
-
-    // Same flow triples as the ptrace recording, program by program; same
-    // file I/O (call, bytes, offset) but for the documented limit.
-    let g = Graph::from_json(&tomo_json(&["graph", &host, "--json"]));
-    for (p, procs, w, _, (want, want_io)) in &cases {
-        let scope = Scope::new(w, procs);
-        let have = triples(&g, w, &scope);
-        if &have != want {
-            report.push_str(&format!(
-                "{} {:?}: triples differ from the ptrace recording\n  missing: {:?}\n  extra:   {:?}\n",
-                p.name,
-                p.args,
-                want.difference(&have).collect::<Vec<_>>(),
-                have.difference(want).collect::<Vec<_>>()
-            ));
-        }
-        let want_io = as_audit_knows(want_io);
-        let have_io = file_io(&g, w, &scope);
-        if have_io != want_io {
-            report.push_str(&format!(
-                "{} {:?}: file I/O (call, bytes, offset) differs from the ptrace recording\n  missing: {:#?}\n  extra:   {:#?}\n",
-                p.name,
-                p.args,
-                want_io.difference(&have_io).collect::<Vec<_>>(),
-                have_io.difference(&want_io).collect::<Vec<_>>()
-            ));
-        }
-    }
+    let report = exp.compare(&host, &[]);
     assert!(report.is_empty(), "{report}");
 }
 
@@ -800,33 +848,7 @@ fn real_auditd_log_matches_ptrace() {
         return;
     }
     require_root_and_tools(&["auditctl", "auditd"]);
-    let mut cases = Vec::new();
-    for p in coverage_programs() {
-        let procs: Vec<&str> = if p.procs.is_empty() {
-            vec![p.name]
-        } else {
-            p.procs.to_vec()
-        };
-        let (pw, prec) = case(p.name, &p.setup, p.args, p.code);
-        let scope = Scope::new(&pw, &procs);
-        let want = (
-            triples(prec.graph(), &pw, &scope),
-            file_io(prec.graph(), &pw, &scope),
-        );
-        let w = Work::new();
-        (p.setup)(&w);
-        let bin = w.compile(p.name);
-        cases.push((p, procs, w, bin, want));
-    }
-    let rec_w = Work::new();
-    let pipe_w = Work::new();
-    for (p, s) in INPUTS {
-        rec_w.write(p, s);
-        pipe_w.write(p, s);
-    }
-    let pipeline = "tar c input | gzip > out.tgz";
-    let rec = rec_w.record(&["sh", "-c", pipeline]);
-    let want_why = why_names(&rec.path, &rec_w.p("out.tgz"), &rec_w);
+    let exp = Expected::record();
 
     let _lock = lock();
     let k = Kernel::take();
@@ -882,23 +904,7 @@ fn real_auditd_log_matches_ptrace() {
     del.extend(rule.iter().map(|s| s.to_string()));
     let rule_off = RuleOff(del);
 
-    let o = run(
-        Command::new("sh")
-            .current_dir(&pipe_w.dir)
-            .args(["-c", pipeline]),
-        TIMEOUT,
-    );
-    assert!(o.status.success(), "the pipeline failed natively");
-    for (p, _, w, bin, _) in &cases {
-        let o = run(
-            Command::new(bin)
-                .current_dir(&w.dir)
-                .arg(w.d())
-                .args(p.args),
-            TIMEOUT,
-        );
-        assert_eq!(exit_code(&o.status), p.code, "{}: {o:?}", p.name);
-    }
+    exp.run_natively();
     drop(rule_off);
     drop(daemon); // SIGTERM: auditd flushes its log and unregisters
     auditctl(&["-e", &k.enabled.to_string()]);
@@ -913,52 +919,10 @@ fn real_auditd_log_matches_ptrace() {
     );
     assert!(o.status.success(), "tomo ingest: {o:?}");
 
-    let got_why = why_names(&host, &pipe_w.p("out.tgz"), &pipe_w);
-    let me = std::env::current_exe().unwrap();
-    let me = me.file_name().unwrap().to_string_lossy();
-    // Upstream of the pipeline, system-wide: this test binary, auditctl's
-    // output it read, and ("?") a thread of it that the log only shows
-    // through its clone (no EXECVE for a process that started before the
-    // rule): a limit of a log file that the live agent does not have.
-    let upstream: BTreeSet<String> = [&*me, "auditctl", "?"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let missing: Vec<_> = want_why.difference(&got_why).collect();
-    let extra: Vec<_> = got_why
-        .difference(&want_why)
-        .filter(|l| !upstream.contains(*l))
-        .collect();
-    let mut report = String::new();
-    if !missing.is_empty() || !extra.is_empty() {
-        report.push_str(&format!(
-            "why out.tgz differs from tomo record's\n  missing: {missing:?}\n  extra:   {extra:?}\n"
-        ));
-    }
-    let g = Graph::from_json(&tomo_json(&["graph", &host, "--json"]));
-    for (p, procs, w, _, (want, want_io)) in &cases {
-        let scope = Scope::new(w, procs);
-        let have = triples(&g, w, &scope);
-        if &have != want {
-            report.push_str(&format!(
-                "{} {:?}: triples differ from the ptrace recording\n  missing: {:?}\n  extra:   {:?}\n",
-                p.name,
-                p.args,
-                want.difference(&have).collect::<Vec<_>>(),
-                have.difference(want).collect::<Vec<_>>()
-            ));
-        }
-        let want_io = as_audit_knows(want_io);
-        let have_io = file_io(&g, w, &scope);
-        if have_io != want_io {
-            report.push_str(&format!(
-                "{} {:?}: file I/O differs from the ptrace recording\n  missing: {:#?}\n  extra:   {:#?}\n",
-                p.name,
-                p.args,
-                want_io.difference(&have_io).collect::<Vec<_>>(),
-                have_io.difference(&want_io).collect::<Vec<_>>()
-            ));
-        }
-    }
+    // Upstream of the pipeline, besides what the live agent also shows:
+    // ("?") a thread of this test binary that the log only shows through
+    // its clone (no EXECVE for a process that started before the rule), a
+    // limit of a log file that the live agent does not have.
+    let report = exp.compare(&host, &["?"]);
     assert!(report.is_empty(), "{report}");
 }
