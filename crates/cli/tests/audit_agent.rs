@@ -198,101 +198,6 @@ impl Drop for Kernel {
     }
 }
 
-struct AgentRun {
-    child: Child,
-    err_path: String,
-}
-
-impl AgentRun {
-    fn start(w: &Work, extra: &[&str]) -> AgentRun {
-        let out = w.p("host.tomo");
-        let ready = w.p("agent.ready");
-        let _ = std::fs::remove_file(&ready);
-        let err_path = w.p("agent.stderr");
-        let err = std::fs::File::create(&err_path).expect("stderr file");
-        let child = Command::new(tomo_bin())
-            .args(["agent", "--source", "audit", "-o", &out, "--json"])
-            .args(["--stats-every", "0", "--ready-file", &ready])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("cannot run tomo agent");
-        let mut a = AgentRun { child, err_path };
-        let start = Instant::now();
-        while !Path::new(&ready).exists() {
-            if let Ok(Some(st)) = a.child.try_wait() {
-                panic!(
-                    "tomo agent exited with {st} before capturing:\n{}",
-                    a.stderr()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "tomo agent did not start within 60 s:\n{}",
-                a.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        a
-    }
-
-    fn pid(&self) -> i64 {
-        self.child.id() as i64
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err_path).unwrap_or_default()
-    }
-
-    fn wait(&mut self, what: &str) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait agent") {
-                return st;
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                let _ = self.child.kill();
-                panic!("tomo agent did not stop on {what}:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, wait, and return the JSON summary.
-    fn stop(mut self) -> Value {
-        let pid = self.child.id().to_string();
-        let o = run(Command::new("kill").args(["-TERM", &pid]), TIMEOUT);
-        assert!(o.status.success(), "kill -TERM {pid} failed");
-        let st = self.wait("SIGTERM");
-        let err = self.stderr();
-        assert!(st.success(), "tomo agent exited with {st}:\n{err}");
-        let line = err
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or_else(|| panic!("no JSON summary from tomo agent:\n{err}"));
-        serde_json::from_str(line).expect("summary is JSON")
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        self.wait("SIGKILL");
-    }
-}
-
-impl Drop for AgentRun {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Flow triples in `scope` with the work directory written as `$D`; only
 /// triples with a process or file end (see tests/ebpf.rs).
 fn triples(g: &Graph, w: &Work, scope: &Scope) -> BTreeSet<String> {
@@ -612,7 +517,7 @@ fn audit_agent_matches_ptrace_and_cleans_up() {
     let _lock = lock();
     let k = Kernel::take();
     let session = Work::new();
-    let agent = AgentRun::start(&session, &[]);
+    let agent = AgentRun::start("audit", &session, &[]);
     // It is the audit daemon, with its rule (which excludes itself).
     assert_eq!(status("pid"), agent.pid(), "{}", agent.stderr());
     assert_eq!(status("enabled"), 1);
@@ -753,7 +658,7 @@ fn audit_agent_refuses_a_running_auditd_unless_take_over() {
     assert!(!Path::new(STATE_FILE).exists());
 
     // --take-over: auditd is stopped and the agent captures.
-    let agent = AgentRun::start(&w, &["--take-over"]);
+    let agent = AgentRun::start("audit", &w, &["--take-over"]);
     let t0 = Instant::now();
     while auditd.0.try_wait().expect("wait auditd").is_none() {
         assert!(
@@ -795,7 +700,7 @@ fn audit_agent_remove_rules_after_kill_9() {
     let w = Work::new();
 
     // kill -9: the rule, the registration and the changed flags stay.
-    let agent = AgentRun::start(&w, &[]);
+    let agent = AgentRun::start("audit", &w, &[]);
     let pid = agent.pid();
     agent.kill9();
     let rules = agent_rules();
@@ -821,10 +726,10 @@ fn audit_agent_remove_rules_after_kill_9() {
 
     // kill -9 again, then a new agent: it removes the stale rule at start
     // and, at its exit, restores what the killed one had found.
-    let agent = AgentRun::start(&w, &[]);
+    let agent = AgentRun::start("audit", &w, &[]);
     agent.kill9();
     assert_eq!(agent_rules().len(), 1);
-    let agent = AgentRun::start(&w, &[]);
+    let agent = AgentRun::start("audit", &w, &[]);
     let rules = agent_rules();
     assert_eq!(rules.len(), 1, "the stale rule is still there: {rules:?}");
     assert!(

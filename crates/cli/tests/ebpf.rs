@@ -16,81 +16,11 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 /// Agents capture the whole host: run one session at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-struct AgentRun {
-    child: Child,
-    err_path: String,
-}
-
-impl AgentRun {
-    fn start(w: &Work) -> AgentRun {
-        let out = w.p("host.tomo");
-        let ready = w.p("agent.ready");
-        let err_path = w.p("agent.stderr");
-        let err = std::fs::File::create(&err_path).expect("stderr file");
-        let child = Command::new(tomo_bin())
-            .args(["agent", "--source", "ebpf", "-o", &out, "--json"])
-            .args(["--stats-every", "0", "--ready-file", &ready])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("cannot run tomo agent");
-        let mut a = AgentRun { child, err_path };
-        let start = Instant::now();
-        while !Path::new(&ready).exists() {
-            if let Ok(Some(st)) = a.child.try_wait() {
-                panic!(
-                    "tomo agent exited with {st} before attaching:\n{}",
-                    a.stderr()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "tomo agent did not attach within 60 s:\n{}",
-                a.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        a
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err_path).unwrap_or_default()
-    }
-
-    /// SIGTERM, wait, and return the JSON summary.
-    fn stop(mut self) -> Value {
-        let pid = self.child.id().to_string();
-        let o = run(Command::new("kill").args(["-TERM", &pid]), TIMEOUT);
-        assert!(o.status.success(), "kill -TERM {pid} failed");
-        let start = Instant::now();
-        let st = loop {
-            if let Some(st) = self.child.try_wait().expect("wait agent") {
-                break st;
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                let _ = self.child.kill();
-                panic!("tomo agent did not stop on SIGTERM:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let err = self.stderr();
-        assert!(st.success(), "tomo agent exited with {st}:\n{err}");
-        let line = err
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or_else(|| panic!("no JSON summary from tomo agent:\n{err}"));
-        serde_json::from_str(line).expect("summary is JSON")
-    }
-}
 
 /// Flow triples in `scope`, with the work directory written as `$D`.
 /// Every pipe and socket is in a scope, so on a system-wide recording the
@@ -266,7 +196,7 @@ fn agent_matches_ptrace_system_wide() {
     }
 
     let session = Work::new();
-    let agent = AgentRun::start(&session);
+    let agent = AgentRun::start("ebpf", &session, &[]);
     let o = run(
         Command::new("sh")
             .current_dir(&pipe_w.dir)
@@ -441,7 +371,7 @@ fn agent_matches_the_oracle_workloads_system_wide() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let session = Work::new();
         let dir = oracle_facts::fresh_dir(&root, &wl);
-        let agent = AgentRun::start(&session);
+        let agent = AgentRun::start("ebpf", &session, &[]);
         let mut cmd = Command::new(&wl.argv[0]);
         cmd.args(&wl.argv[1..]);
         oracle_facts::prepare_env(&mut cmd, &dir);

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Path of the `tomo` binary under test.
@@ -912,4 +912,101 @@ pub fn printed_num(text: &str, key: &str) -> u64 {
         .find_map(|t| t.strip_prefix(&format!("{key}=")))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("the program did not print {key}=N; stdout was:\n{text}"))
+}
+
+/// A `tomo agent` (eBPF or audit source) running in the background for a
+/// system-wide test; stopped by SIGTERM on drop if the test did not stop it.
+pub struct AgentRun {
+    child: Child,
+    err_path: String,
+}
+
+impl AgentRun {
+    pub fn start(source: &str, w: &Work, extra: &[&str]) -> AgentRun {
+        let out = w.p("host.tomo");
+        let ready = w.p("agent.ready");
+        let _ = std::fs::remove_file(&ready);
+        let err_path = w.p("agent.stderr");
+        let err = std::fs::File::create(&err_path).expect("stderr file");
+        let child = Command::new(tomo_bin())
+            .args(["agent", "--source", source, "-o", &out, "--json"])
+            .args(["--stats-every", "0", "--ready-file", &ready])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("cannot run tomo agent");
+        let mut a = AgentRun { child, err_path };
+        let start = Instant::now();
+        while !Path::new(&ready).exists() {
+            if let Ok(Some(st)) = a.child.try_wait() {
+                panic!(
+                    "tomo agent exited with {st} before capturing:\n{}",
+                    a.stderr()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "tomo agent did not start within 60 s:\n{}",
+                a.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a
+    }
+
+    pub fn pid(&self) -> i64 {
+        self.child.id() as i64
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err_path).unwrap_or_default()
+    }
+
+    pub fn wait(&mut self, what: &str) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait agent") {
+                return st;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                let _ = self.child.kill();
+                panic!("tomo agent did not stop on {what}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, wait, and return the JSON summary.
+    pub fn stop(mut self) -> Value {
+        let pid = self.child.id().to_string();
+        let o = run(Command::new("kill").args(["-TERM", &pid]), TIMEOUT);
+        assert!(o.status.success(), "kill -TERM {pid} failed");
+        let st = self.wait("SIGTERM");
+        let err = self.stderr();
+        assert!(st.success(), "tomo agent exited with {st}:\n{err}");
+        let line = err
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON summary from tomo agent:\n{err}"));
+        serde_json::from_str(line).expect("summary is JSON")
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        self.wait("SIGKILL");
+    }
+}
+
+impl Drop for AgentRun {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
 }
