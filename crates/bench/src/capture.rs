@@ -760,8 +760,9 @@ impl Daemon {
             }
             CMode::Bpftrace => {
                 let text = fs::read(&self.out).unwrap_or_default();
-                // Minus the BEGIN line.
-                c.events = Some(count_prefixed(&text, b"{\"ts\"").saturating_sub(0));
+                // Event lines only: not the BEGIN line ({"ready":1}) nor
+                // bpftrace's "Attaching N probes" banner.
+                c.events = Some(count_prefixed(&text, b"{\"ts\""));
                 c.bytes = Some(text.len() as u64);
                 // bpftrace warns "Lost N events" when its perf buffers overflow.
                 let lost: u64 = err
@@ -1386,7 +1387,8 @@ pub fn soak(a: SoakArgs) -> Result<()> {
     let segments = fs::read_dir(dir.join("agent.tomo"))
         .map(|r| r.count())
         .unwrap_or(1);
-    let bytes = dir_size(&dir.join("agent.tomo"));
+    // The agent's recording, summed over its segments (stop() measured it).
+    let bytes = cap.bytes.unwrap_or(0);
     // Memory after warm-up (first quarter) versus the end.
     let warm = samples
         .iter()
@@ -1423,14 +1425,4 @@ pub fn soak(a: SoakArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn dir_size(p: &Path) -> u64 {
-    match fs::read_dir(p) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-            .sum(),
-        Err(_) => fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-    }
 }
