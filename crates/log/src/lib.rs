@@ -13,9 +13,12 @@
 //! * [`Reader`] iterates events (and, cheaply, [block summaries](Reader::next_block)).
 //! * [`read_all`], [`cut`] and [`verify`] are the whole-recording operations
 //!   the CLI uses.
+//! * [`Replica`] rebuilds a recording shipped block by block from another
+//!   host, byte for byte (same id, same hash chain).
 
 mod format;
 mod reader;
+mod replica;
 mod tools;
 mod writer;
 
@@ -27,6 +30,7 @@ use tomo_event::Id128;
 
 pub use format::{FORMAT_VERSION, MAX_EVENT_LEN, MAX_META_LEN, MAX_RAW_LEN};
 pub use reader::{BlockSummary, Position, Reader};
+pub use replica::{Appended, Replica, ReplicaOrigin, ShippedBlock};
 pub use tools::{cut, read_all, verify, CutSummary, SeqGap, VerifyReport};
 pub use writer::{WriteSummary, Writer};
 

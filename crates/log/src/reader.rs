@@ -156,6 +156,10 @@ pub struct Reader {
     damage: Option<Damage>,
     /// The end of the last block whose events were all returned.
     complete: Position,
+    /// The metadata JSON and event schema version of the segment headers,
+    /// verbatim, so that a replica can rebuild byte-identical headers.
+    meta_json: Vec<u8>,
+    schema_version: u32,
 }
 
 /// A block boundary of a recording: everything before it has been read.
@@ -258,6 +262,8 @@ impl Reader {
             finished: false,
             damage: None,
             complete: Position::default(),
+            meta_json: Vec::new(),
+            schema_version: 0,
         };
         match r.read_segment_header(0) {
             Ok((hdr, meta)) => {
@@ -394,7 +400,31 @@ impl Reader {
         self.cur.as_ref().map(|_| &self.comp[..])
     }
 
-    /// Counts the current block as passed.
+    /// The metadata of the recording's segment headers as stored (JSON).
+    pub fn meta_json(&self) -> &[u8] {
+        &self.meta_json
+    }
+
+    /// The event schema version of the recording's segment headers.
+    pub fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+
+    /// The block boundary right after the current block (the one last
+    /// returned by [`Reader::next_block`]), whether or not its events were
+    /// read: where a reader that ships whole blocks resumes.
+    pub fn block_end_position(&self) -> Option<Position> {
+        self.cur.as_ref().map(|c| Position {
+            recording_id: self.recording_id,
+            segment: self.segments.get(self.seg_pos).map_or(0, |s| s.0),
+            offset: c.offset + (BLOCK_HEADER_LEN as u64) + c.hdr.payload_len as u64,
+            last_block: Some(c.offset),
+            chain: c.hdr.chain,
+            events: self.events_passed + c.hdr.events as u64,
+            blocks: self.blocks,
+        })
+    }
+
     /// The last block boundary up to which every event has been returned.
     pub fn position(&self) -> Position {
         self.complete
@@ -622,6 +652,8 @@ impl Reader {
             )));
         }
         self.chain = *blake3::hash(&whole).as_bytes();
+        self.meta_json = whole[FILE_FIXED_LEN..crc_at].to_vec();
+        self.schema_version = hdr.schema_version;
         self.pos = whole.len() as u64;
         self.valid_bytes += whole.len() as u64;
         Ok((hdr, meta))
