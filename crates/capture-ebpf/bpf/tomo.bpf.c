@@ -21,6 +21,9 @@
 //   tracepoints, which see the new task itself.
 // * Every failed ring-buffer output increments `drops`: loss is counted,
 //   never silent.
+// * The agent's own process is never recorded; with `target_netns` set
+//   (`tomo agent --netns`), neither is any task outside that network
+//   namespace, so that one agent records one simulated host.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -82,6 +85,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define ARG(args, a) ((args)[((a) - 1) & 7])
 
 const volatile __u32 agent_tgid = 0;
+/* `tomo agent --netns PATH`: only tasks in the network namespace with this
+ * inode number are recorded (0: every task). One agent per namespace is
+ * one simulated host on a shared kernel. */
+const volatile __u32 target_netns = 0;
 
 struct spec {
 	__u8 on;
@@ -229,6 +236,19 @@ static __always_inline struct scratch *scr(void)
 {
 	__u32 k = 0;
 	return bpf_map_lookup_elem(&scratch, &k);
+}
+
+/* Whether task `t` is outside the recorded network namespace. Checked
+ * wherever the agent's own process is filtered out, per task (setns moves
+ * one thread), so a process that enters the namespace (setns, then exec:
+ * `ip netns exec`) is recorded from its first event there, and user space
+ * introduces it as it does a process running before the start. With no
+ * target the test is removed by the verifier (target_netns is read-only). */
+static __always_inline int foreign_netns(struct task_struct *t)
+{
+	if (!target_netns)
+		return 0;
+	return BPF_CORE_READ(t, nsproxy, net_ns, ns.inum) != target_netns;
 }
 
 static __always_inline void count_drop(void)
@@ -546,6 +566,8 @@ int BPF_PROG(tomo_sys_enter, struct pt_regs *regs, long id)
 	/* 32-bit (compat) calls have other numbers: not traced (TS_COMPAT). */
 	if (t->thread_info.status & 0x0002)
 		return 0;
+	if (foreign_netns(t))
+		return 0;
 	struct scratch *s = scr();
 	if (!s)
 		return 0;
@@ -625,6 +647,8 @@ int BPF_PROG(tomo_sys_exit, struct pt_regs *regs, long ret)
 		if (!sp0 || !sp0->on || (sp0->pad[1] & E_ENTRY))
 			return 0;
 		if ((pt >> 32) == agent_tgid || (t->thread_info.status & 0x0002))
+			return 0;
+		if (foreign_netns(t))
 			return 0;
 		struct pend *q = &s->pend;
 		__builtin_memset(q, 0, sizeof(*q));
@@ -720,6 +744,10 @@ int BPF_PROG(tomo_fork, struct task_struct *parent, struct task_struct *child)
 	__u64 pt = bpf_get_current_pid_tgid();
 	if ((pt >> 32) == agent_tgid)
 		return 0;
+	/* The child's namespace: the parent's, unless CLONE_NEWNET made it a
+	 * new one (then the child is another host's: not recorded). */
+	if (foreign_netns(child))
+		return 0;
 	struct fork_rec r = {};
 	fill_hdr(&r.h, REC_FORK, 0);
 	r.child_tgid = BPF_CORE_READ(child, tgid);
@@ -743,7 +771,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tomo_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
-	if ((pt >> 32) == agent_tgid)
+	if ((pt >> 32) == agent_tgid || foreign_netns(task))
 		return 0;
 	__u32 tid = (__u32)pt;
 	__u32 old = old_pid;
@@ -781,7 +809,9 @@ int BPF_PROG(tomo_exit, struct task_struct *task, bool group_dead)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pt;
-	if ((pt >> 32) == agent_tgid) {
+	/* The namespaces are still attached here (exit_task_namespaces comes
+	 * later in do_exit). */
+	if ((pt >> 32) == agent_tgid || foreign_netns(task)) {
 		bpf_map_delete_elem(&pending, &tid);
 		return 0;
 	}

@@ -55,11 +55,14 @@ fn load_err(what: &str, e: impl std::fmt::Display) -> AgentError {
 }
 
 impl Kernel {
-    pub fn load(agent_tgid: u32) -> Result<Kernel, AgentError> {
+    /// `target_netns`: the inode of the only network namespace whose tasks
+    /// are recorded, 0 for all.
+    pub fn load(agent_tgid: u32, target_netns: u32) -> Result<Kernel, AgentError> {
         let btf = Btf::from_sys_fs().map_err(|e| load_err("reading /sys/kernel/btf/vmlinux", e))?;
         let mut bpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("agent_tgid", &agent_tgid, true)
+            .override_global("target_netns", &target_netns, true)
             .load(OBJECT)
             .map_err(|e| load_err("loading the BPF object", e))?;
         {

@@ -9,7 +9,9 @@
 //!   for the process lifecycle. No tracefs needed.
 //! * In-kernel filtering: the agent's own process, calls the table does not
 //!   name, anonymous mmaps, `fcntl` other than `F_DUPFD*`, and I/O on
-//!   anonymous inodes (eventfd, epoll, timerfd, …).
+//!   anonymous inodes (eventfd, epoll, timerfd, …). With
+//!   [`Options::netns`], also every task outside that network namespace
+//!   (one agent per namespace: one simulated host per agent).
 //! * Identity is resolved in the kernel (device, inode, mode, file position,
 //!   socket addresses from the `struct file`); paths of opened files,
 //!   executables and working directories are walked in the kernel
@@ -23,6 +25,7 @@
 
 mod convert;
 mod kernel;
+mod netns;
 mod order;
 mod record;
 pub mod spec;
@@ -30,6 +33,7 @@ pub mod spec;
 use std::io;
 use tomo_event::{Event, Id128};
 
+pub use netns::netns_inode;
 pub use spec::NOT_CAPTURED;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,8 @@ pub enum AgentError {
     Load(String),
     #[error("the recording sink failed: {0}")]
     Sink(#[source] io::Error),
+    #[error("--netns {0}")]
+    NetNs(String),
 }
 
 /// Counters of a running agent.
@@ -55,6 +61,18 @@ pub struct Stats {
     pub late: u64,
 }
 
+/// What one agent records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Only tasks in the network namespace with this inode number
+    /// ([`netns_inode`]); `None`: every task. Checked per task at every
+    /// hook, so a process entering the namespace (`setns`, then `exec`) is
+    /// recorded from its first event there, introduced by an `Observed`
+    /// like a process that was running before the start; one leaving it
+    /// is not recorded any more (its exit neither).
+    pub netns: Option<u32>,
+}
+
 /// A loaded and attached agent. Dropping it detaches the programs.
 pub struct Agent {
     kernel: kernel::Kernel,
@@ -66,8 +84,9 @@ pub struct Agent {
 impl Agent {
     /// Load and attach the program. Events of the calling process are not
     /// captured (the agent would otherwise record its own log writes).
-    pub fn start(host: Id128, boot: Id128) -> Result<Agent, AgentError> {
-        let kernel = kernel::Kernel::load(std::process::id())?;
+    /// `host` and `boot` go into every event.
+    pub fn start(host: Id128, boot: Id128, opts: Options) -> Result<Agent, AgentError> {
+        let kernel = kernel::Kernel::load(std::process::id(), opts.netns.unwrap_or(0))?;
         Ok(Agent {
             kernel,
             conv: convert::Converter::new(host, boot, kernel::boot_to_wall_offset()),

@@ -133,6 +133,16 @@ pub fn local_ids() -> Result<(Id128, Id128), RecordError> {
     Ok((host, boot))
 }
 
+/// The host id of a simulated host named `name` (`--host-name`), used in
+/// place of the machine id so that several agents on one machine (one per
+/// network namespace) look like several hosts: the version-5 UUID of the
+/// name in the standard DNS namespace, so anyone can derive it again
+/// (`uuidgen --sha1 --namespace @dns --name NAME`, or Python's
+/// `uuid.uuid5(uuid.NAMESPACE_DNS, NAME)`).
+pub fn host_id_of_name(name: &str) -> Id128 {
+    Id128(*uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, name.as_bytes()).as_bytes())
+}
+
 /// Run `argv` (looked up in `PATH` like a shell does) under the recorder and
 /// pass every event to `sink`, in order. Returns when the command and every
 /// process it started are gone. If `sink` fails, the traced processes are
@@ -187,4 +197,16 @@ fn resolve_program(name: &OsString) -> Result<std::path::PathBuf, RecordError> {
             std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
         .ok_or_else(|| RecordError::NotFound(name.to_string_lossy().into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_id_of_name_is_uuid5_dns() {
+        // python3 -c 'import uuid; print(uuid.uuid5(uuid.NAMESPACE_DNS, "hostA"))'
+        assert_eq!(
+            super::host_id_of_name("hostA").to_string(),
+            "3dc2c4bb-836a-5f48-8716-ea0c9a036244"
+        );
+    }
 }

@@ -5,11 +5,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tomo_capture_audit::AuditAgent;
 use tomo_capture_ebpf::{Agent, Stats, NOT_CAPTURED};
-use tomo_capture_ptrace::local_ids;
+use tomo_capture_ptrace::{host_id_of_name, local_ids};
+use tomo_event::Id128;
 use tomo_log::{RecordingMeta, Writer, WriterOptions};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -39,6 +39,29 @@ pub struct AgentArgs {
     /// Report counters (events, lost records) every SECS seconds on stderr; 0: only at exit.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     stats_every: f64,
+    /// eBPF: record only the tasks in this network namespace
+    /// (`/run/netns/NAME`, as `ip netns add` makes, or `/proc/PID/ns/net`).
+    /// One agent per namespace records one simulated host of a shared
+    /// kernel; a process entering it (`ip netns exec`) is recorded from
+    /// its first event there.
+    #[arg(long, value_name = "PATH")]
+    netns: Option<PathBuf>,
+    /// Record as the host NAME: the host id of the recording and of every
+    /// event is the UUIDv5 of NAME in the DNS namespace (`uuidgen --sha1
+    /// --namespace @dns --name NAME`) instead of /etc/machine-id; the boot
+    /// id stays this machine's.
+    #[arg(long, value_name = "NAME", value_parser = parse_host_name)]
+    host_name: Option<String>,
+    /// Ship to a Kafka-protocol broker: kafka://BROKER[,BROKER...]/TOPIC
+    /// (kafkas:// for TLS). OUTPUT is then a spool directory: each run
+    /// records into a new recording in it (rotated at 64M unless
+    /// --rotate-bytes), and its sealed blocks are shipped as they are
+    /// written, resuming after the last block the broker acknowledged
+    /// (also for recordings of earlier runs left unshipped).
+    #[arg(long, value_name = "URL")]
+    ship: Option<tomo_kafka::KafkaUrl>,
+    #[command(flatten)]
+    ship_opts: crate::cmd_ship::ShipArgs,
     /// Create this file once the probes are attached (for scripts and tests).
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
@@ -60,6 +83,20 @@ pub struct AgentArgs {
     /// put back the enabled flag and backlog limit it found. Then exit.
     #[arg(long)]
     remove_rules: bool,
+}
+
+pub(crate) fn parse_host_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("a host name cannot be empty".into());
+    }
+    Ok(s.to_string())
+}
+
+/// The host and boot ids to record under: the machine's, or for
+/// `--host-name NAME` the UUIDv5 of NAME with the machine's boot id.
+pub(crate) fn host_ids(host_name: Option<&str>) -> Result<(Id128, Id128)> {
+    let (host, boot) = local_ids()?;
+    Ok((host_name.map_or(host, host_id_of_name), boot))
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -99,41 +136,48 @@ fn report(s: &Stats, elapsed: Duration) -> String {
 }
 
 pub fn run(a: AgentArgs) -> Result<i32> {
-    if let Source::Ebpf = a.source {
-        if a.take_over || a.remove_rules {
-            bail!("--take-over and --remove-rules are options of --source audit");
+    match a.source {
+        Source::Ebpf => {
+            if a.take_over || a.remove_rules {
+                bail!("--take-over and --remove-rules are options of --source audit");
+            }
+        }
+        Source::Audit => {
+            if a.netns.is_some() {
+                bail!("--netns is an option of --source ebpf (audit rules cannot select a network namespace)");
+            }
         }
     }
     if a.remove_rules {
         return remove_rules();
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+    let stop = crate::cmd_ship::stop_flag()?;
     if let Source::Audit = a.source {
         return run_audit(a, &stop);
     }
-    let (host, boot) = local_ids()?;
+    let netns = a
+        .netns
+        .as_deref()
+        .map(tomo_capture_ebpf::netns_inode)
+        .transpose()?;
+    let (host, boot) = host_ids(a.host_name.as_deref())?;
     let meta = RecordingMeta {
         host,
         boot,
         source: "ebpf".into(),
         command: Vec::new(),
         cut_from: None,
+        host_name: a.host_name.clone(),
     };
     let opts = WriterOptions {
         rotate_bytes: a.rotate_bytes,
         ..WriterOptions::default()
     };
-    let mut agent = Agent::start(host, boot)?;
-    let mut writer = Writer::create(&a.output, meta, opts)
-        .with_context(|| format!("cannot create recording {}", a.output.display()))?;
+    let mut agent = Agent::start(host, boot, tomo_capture_ebpf::Options { netns })?;
+    let (output, opts) = spool_output(&a, opts)?;
+    let mut writer = Writer::create(&output, meta, opts)
+        .with_context(|| format!("cannot create recording {}", output.display()))?;
+    let shipper = start_shipping(&a)?;
     // No silent gaps: say which calls this source does not report (yet).
     for (calls, why) in NOT_CAPTURED {
         eprintln!("tomo: agent: not captured: {calls}: {why}");
@@ -144,8 +188,13 @@ pub fn run(a: AgentArgs) -> Result<i32> {
     if let Some(p) = &a.ready_file {
         std::fs::write(p, b"").with_context(|| format!("cannot create {}", p.display()))?;
     }
+    let scope = match (&a.netns, netns) {
+        (Some(p), Some(ino)) => format!("network namespace {} (net:[{ino}])", p.display()),
+        _ => "system-wide".into(),
+    };
     eprintln!(
-        "tomo: agent: capturing system-wide into {} (Ctrl-C to stop)",
+        "tomo: agent: capturing {scope} as host {} into {} (Ctrl-C to stop)",
+        host_label(host, a.host_name.as_deref()),
         a.output.display()
     );
     let start = Instant::now();
@@ -177,10 +226,12 @@ pub fn run(a: AgentArgs) -> Result<i32> {
     let stats = agent.finish(&mut |ev| writer.append(&ev).map_err(std::io::Error::other))?;
     writer
         .finish()
-        .with_context(|| format!("cannot finish recording {}", a.output.display()))?;
+        .with_context(|| format!("cannot finish recording {}", output.display()))?;
+    finish_shipping(&a, shipper);
     if a.json {
         let j = serde_json::json!({
-            "output": a.output, "events": stats.events, "records": stats.records,
+            "output": a.output, "host": host.to_string(), "host_name": a.host_name,
+            "netns": netns, "events": stats.events, "records": stats.records,
             "lost_records": stats.kernel_drops, "late_events": stats.late,
             "bad_records": stats.bad_records, "seconds": start.elapsed().as_secs_f64(),
             "state": {"threads": state[0], "processes": state[1], "files": state[2], "held": state[3]},
@@ -226,6 +277,65 @@ impl IdleFlush {
     }
 }
 
+/// With --ship, the recording of this run: a new rotated recording in the
+/// spool directory, named by its start time so that the spool ships in order.
+fn spool_output(a: &AgentArgs, opts: WriterOptions) -> Result<(PathBuf, WriterOptions)> {
+    if a.ship.is_none() {
+        return Ok((a.output.clone(), opts));
+    }
+    if a.output.is_file() {
+        bail!(
+            "--ship needs OUTPUT to be a spool directory, and {} is a file",
+            a.output.display()
+        );
+    }
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("cannot create the spool {}", a.output.display()))?;
+    let name = tomo_ship::new_recording_name();
+    let opts = WriterOptions {
+        rotate_bytes: Some(opts.rotate_bytes.unwrap_or(64 << 20)),
+        ..opts
+    };
+    Ok((a.output.join(name), opts))
+}
+
+fn start_shipping(a: &AgentArgs) -> Result<Option<tomo_ship::Shipper>> {
+    let Some(url) = &a.ship else {
+        return Ok(None);
+    };
+    let s = tomo_ship::Shipper::spawn(&a.output, a.ship_opts.options(url.clone())?)
+        .with_context(|| format!("cannot ship the spool {}", a.output.display()))?;
+    eprintln!("tomo: agent: shipping {} to {url}", a.output.display());
+    Ok(Some(s))
+}
+
+/// Ships what is left (the recording is finished), within --drain-timeout.
+fn finish_shipping(a: &AgentArgs, s: Option<tomo_ship::Shipper>) {
+    let Some(s) = s else { return };
+    let (st, res) = s.finish(Duration::from_secs_f64(a.ship_opts.drain_timeout.max(0.0)));
+    for w in &st.warnings {
+        eprintln!("tomo: agent: ship: warning: {w}");
+    }
+    match (res, &st.last_error) {
+        (Err(e), _) => eprintln!("tomo: agent: ship: error: {e}; the spool keeps everything, ship it with `tomo ship`"),
+        (Ok(()), Some(e)) => eprintln!(
+            "tomo: agent: ship: WARNING: the broker did not take everything in time ({e}); the rest stays in {} and is shipped by the next run or `tomo ship`",
+            a.output.display()
+        ),
+        (Ok(()), None) => eprintln!(
+            "tomo: agent: shipped {} blocks ({} events, {} bytes, {} retries)",
+            st.blocks, st.events, st.bytes, st.retries
+        ),
+    }
+}
+
+fn host_label(host: Id128, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{n} ({host})"),
+        None => host.to_string(),
+    }
+}
+
 fn audit_report(s: &tomo_capture_audit::Stats, elapsed: Duration) -> String {
     format!(
         "{} events from {} audit records in {:.1}s; lost records (kernel): {}; backlog {} (max {}) of {}; incomplete events: {}",
@@ -244,13 +354,14 @@ fn audit_report(s: &tomo_capture_audit::Stats, elapsed: Duration) -> String {
 const SHOWN_WARNINGS: usize = 20;
 
 fn run_audit(a: AgentArgs, stop: &AtomicBool) -> Result<i32> {
-    let (host, boot) = local_ids()?;
+    let (host, boot) = host_ids(a.host_name.as_deref())?;
     let meta = RecordingMeta {
         host,
         boot,
         source: "audit-netlink".into(),
         command: Vec::new(),
         cut_from: None,
+        host_name: a.host_name.clone(),
     };
     let opts = WriterOptions {
         rotate_bytes: a.rotate_bytes,
@@ -266,8 +377,10 @@ fn run_audit(a: AgentArgs, stop: &AtomicBool) -> Result<i32> {
     )?;
     // An error from here on drops the agent, which removes its rule and
     // restores the audit state it found.
-    let mut writer = Writer::create(&a.output, meta, opts)
-        .with_context(|| format!("cannot create recording {}", a.output.display()))?;
+    let (output, opts) = spool_output(&a, opts)?;
+    let mut writer = Writer::create(&output, meta, opts)
+        .with_context(|| format!("cannot create recording {}", output.display()))?;
+    let shipper = start_shipping(&a)?;
     for n in agent.notes() {
         eprintln!("tomo: agent: {n}");
     }
@@ -286,7 +399,8 @@ fn run_audit(a: AgentArgs, stop: &AtomicBool) -> Result<i32> {
         std::fs::write(p, b"").with_context(|| format!("cannot create {}", p.display()))?;
     }
     eprintln!(
-        "tomo: agent: capturing system-wide (audit) into {} (Ctrl-C to stop)",
+        "tomo: agent: capturing system-wide (audit) as host {} into {} (Ctrl-C to stop)",
+        host_label(host, a.host_name.as_deref()),
         a.output.display()
     );
     let start = Instant::now();
@@ -326,11 +440,13 @@ fn run_audit(a: AgentArgs, stop: &AtomicBool) -> Result<i32> {
     let stats = agent.finish(&mut |ev| writer.append(&ev).map_err(std::io::Error::other))?;
     writer
         .finish()
-        .with_context(|| format!("cannot finish recording {}", a.output.display()))?;
+        .with_context(|| format!("cannot finish recording {}", output.display()))?;
+    finish_shipping(&a, shipper);
     let p = &stats.parse;
     if a.json {
         let j = serde_json::json!({
-            "output": a.output, "source": "audit", "events": stats.events,
+            "output": a.output, "source": "audit", "host": host.to_string(),
+            "host_name": a.host_name, "events": stats.events,
             "records": stats.records, "messages": stats.messages,
             "other_records": stats.other_records, "bad_messages": stats.bad_messages,
             "lost_records": stats.lost, "kernel_lost_at_start": stats.lost_at_start,

@@ -115,6 +115,7 @@ fn run_cdm(a: IngestArgs) -> Result<i32> {
         source: "cdm".into(),
         command: Vec::new(),
         cut_from: None,
+        host_name: None,
     };
     let mut writer = Writer::create(&a.output, meta, WriterOptions::default())
         .with_context(|| format!("cannot create recording {}", a.output.display()))?;
@@ -243,6 +244,7 @@ fn run_audit(a: IngestArgs) -> Result<i32> {
         source: "audit".into(),
         command: Vec::new(),
         cut_from: None,
+        host_name: None,
     };
     let mut writer = Writer::create(&a.output, meta, WriterOptions::default())
         .with_context(|| format!("cannot create recording {}", a.output.display()))?;
@@ -367,6 +369,7 @@ fn run_strace(a: IngestArgs) -> Result<i32> {
                 source: "strace".into(),
                 command: Vec::new(),
                 cut_from: None,
+                host_name: None,
             };
             match Writer::create(&output, meta, WriterOptions::default()) {
                 Ok(w) => writer = Some(w),
@@ -394,6 +397,7 @@ fn run_strace(a: IngestArgs) -> Result<i32> {
                 source: "strace".into(),
                 command: Vec::new(),
                 cut_from: None,
+                host_name: None,
             };
             Writer::create(&a.output, meta, WriterOptions::default())
                 .with_context(|| format!("cannot create recording {}", a.output.display()))?

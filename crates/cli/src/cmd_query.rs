@@ -14,7 +14,7 @@ use tomo_query::{
     origin_ns, resolve, Direction, LineageOptions, QueryError, ResolveOptions, TextOptions,
     DEFAULT_K, DEFAULT_MAX_NODES,
 };
-use tomo_store::Graph;
+use tomo_store::GraphRead;
 
 #[derive(Args)]
 pub struct LineageArgs {
@@ -116,16 +116,21 @@ fn emit(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
 
 /// Exit 1 with the message for "not found" errors; others are errors (2).
 fn not_found(e: QueryError) -> Result<i32> {
+    not_found_to(e, &mut io::stderr())
+}
+
+/// [`not_found`], the message written to `err`.
+fn not_found_to(e: QueryError, err: &mut dyn Write) -> Result<i32> {
     match e.exit_code() {
         1 => {
-            eprintln!("tomo: {e}");
+            writeln!(err, "tomo: {e}")?;
             Ok(1)
         }
         _ => Err(e.into()),
     }
 }
 
-fn parse_time(s: Option<&str>, g: &Graph) -> Result<Option<u64>> {
+fn parse_time<G: GraphRead + ?Sized>(s: Option<&str>, g: &G) -> Result<Option<u64>> {
     s.map(|s| timearg::parse(s, origin_ns(g))).transpose()
 }
 
@@ -138,7 +143,35 @@ pub fn impact(a: LineageArgs) -> Result<i32> {
 }
 
 fn lineage(a: LineageArgs, dir: Direction) -> Result<i32> {
+    // Backward lineage reads an up-to-date store in place: only the
+    // versions it visits are decoded (the edges into a version are stored
+    // with it; the edges out of one are not indexed, so `impact` loads the
+    // graph). The answer is buffered until the reader has found no damage.
+    if dir == Direction::Why && a.export.is_none() {
+        if let Some(store) = load::in_place(&a.recording) {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = answer(&store, &a, dir, &mut out, &mut err)?;
+            match store.take_error() {
+                None => {
+                    emit(|w| w.write_all(&out))?;
+                    io::stderr().write_all(&err)?;
+                    return Ok(code);
+                }
+                Some(e) => eprintln!(
+                    "tomo: warning: {e}; loading the recording instead (rebuild the store with `tomo index {}`)",
+                    a.recording.display()
+                ),
+            }
+        }
+    }
     let g = load::graph(&a.recording)?;
+    if a.export.is_none() {
+        let (mut out, mut err) = (io::stdout().lock(), io::stderr());
+        let mut out = BufWriter::new(&mut out);
+        let code = answer(&g, &a, dir, &mut out, &mut err);
+        out.flush().or_else(cmd_export::ignore_broken_pipe)?;
+        return code;
+    }
     let at = parse_time(a.at.as_deref(), &g)?;
     let ropts = ResolveOptions {
         cwd: std::env::current_dir().ok(),
@@ -172,22 +205,53 @@ fn lineage(a: LineageArgs, dir: Direction) -> Result<i32> {
         for n in &tree.notes {
             eprintln!("tomo: note: {n}");
         }
-        return Ok(0);
     }
-    if a.json {
-        emit(|w| {
-            tree.write_json(&g, w)?;
-            writeln!(w)
-        })?;
+    Ok(0)
+}
+
+/// `why`/`impact` on `g` (in memory or read in place), the answer written
+/// to `out` and the notes to `err`. Returns the exit code.
+fn answer<G: GraphRead + ?Sized>(
+    g: &G,
+    a: &LineageArgs,
+    dir: Direction,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    let at = parse_time(a.at.as_deref(), g)?;
+    let ropts = ResolveOptions {
+        cwd: std::env::current_dir().ok(),
+        at,
+        prefer_latest: dir == Direction::Why,
+    };
+    let r = match resolve(g, &a.target, &ropts) {
+        Ok(r) => r,
+        Err(e) => return not_found_to(e, err),
+    };
+    let opts = LineageOptions {
+        depth: a.depth,
+        at,
+        max_nodes: a.max_nodes,
+    };
+    let mut tree = match dir {
+        Direction::Why => tomo_query::why(g, r.entity, &opts),
+        Direction::Impact => tomo_query::impact(g, r.entity, &opts),
+    };
+    tree.notes.splice(0..0, r.notes);
+    let res = if a.json {
+        tree.write_json(g, out).and_then(|_| writeln!(out))
     } else {
         let topts = TextOptions {
-            origin_ns: origin_ns(&g),
+            origin_ns: origin_ns(g),
             uuids: a.uuids,
             all: a.all,
         };
-        emit(|w| tree.write_text(&g, &topts, w))?;
+        tree.write_text(g, &topts, out)
+    };
+    res.or_else(cmd_export::ignore_broken_pipe)?;
+    if !a.json {
         for n in &tree.notes {
-            eprintln!("tomo: note: {n}");
+            writeln!(err, "tomo: note: {n}")?;
         }
     }
     Ok(0)

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use tomo_capture_ptrace::{local_ids, record, ContentOptions, Exit, RecordError, RecordOptions};
+use tomo_capture_ptrace::{record, ContentOptions, Exit, RecordError, RecordOptions};
 use tomo_log::{RecordingMeta, Writer, WriterOptions};
 
 #[derive(Args)]
@@ -28,6 +28,11 @@ pub struct RecordArgs {
     /// Print the summary as JSON on stderr.
     #[arg(long)]
     json: bool,
+    /// Record as the host NAME: the host id is the UUIDv5 of NAME in the
+    /// DNS namespace instead of /etc/machine-id (as `tomo agent
+    /// --host-name`); the boot id stays this machine's.
+    #[arg(long, value_name = "NAME", value_parser = crate::cmd_agent::parse_host_name)]
+    host_name: Option<String>,
     /// The command to record, after `--`.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     cmd: Vec<OsString>,
@@ -42,7 +47,7 @@ pub fn run(a: RecordArgs) -> Result<i32> {
         signal_hook::flag::register(sig, Arc::clone(&interrupted))
             .context("installing signal handlers")?;
     }
-    let (host, boot) = local_ids()?;
+    let (host, boot) = crate::cmd_agent::host_ids(a.host_name.as_deref())?;
     let meta = RecordingMeta {
         host,
         boot,
@@ -53,6 +58,7 @@ pub fn run(a: RecordArgs) -> Result<i32> {
             .map(|s| s.to_string_lossy().into_owned())
             .collect(),
         cut_from: None,
+        host_name: a.host_name.clone(),
     };
     let mut writer = Writer::create(&a.output, meta, WriterOptions::default())
         .with_context(|| format!("cannot create recording {}", a.output.display()))?;

@@ -135,9 +135,23 @@ pub fn stats(a: StatsArgs) -> Result<i32> {
         bail!("{}: no such recording", a.recording.display());
     }
     let g: Graph = load::graph(&a.recording)?;
-    let idx = index::default_path(&a.recording);
+    let collection = tomo_ingest::collection::is_collection(&a.recording);
+    let idx = if collection {
+        a.recording.join(tomo_ingest::collection::STORE)
+    } else {
+        index::default_path(&a.recording)
+    };
     let store_bytes = std::fs::metadata(&idx).ok().map(|m| m.len());
-    let log_bytes = log_size(&a.recording)?;
+    let log_bytes = if collection {
+        // Every host's replicas.
+        let mut n = 0;
+        for rel in tomo_ingest::collection::recordings(&a.recording)? {
+            n += log_size(&a.recording.join(rel))?;
+        }
+        n
+    } else {
+        log_size(&a.recording)?
+    };
     let count = |k: EntityKind| g.entities.iter().filter(|e| e.kind == k).count();
     let flows = g.edges.iter().filter(|e| {
         matches!(

@@ -9,6 +9,7 @@ mod cmd_ingest;
 mod cmd_log;
 mod cmd_query;
 mod cmd_record;
+mod cmd_ship;
 mod cmd_sparql;
 mod cmd_store;
 mod load;
@@ -63,6 +64,10 @@ enum Cmd {
     Export(cmd_export::ExportArgs),
     /// Run a SPARQL query over the PROV-O view of a recording.
     Sparql(cmd_sparql::SparqlArgs),
+    /// Send a spool of recordings to a Kafka-protocol broker (what `agent --ship` does while it runs).
+    Ship(cmd_ship::ShipCmd),
+    /// Gather many hosts' shipped recordings from a Kafka-protocol broker into one store.
+    Collect(cmd_ship::CollectCmd),
     /// Build or update the persistent store (index) of a recording; queries use it.
     Index(cmd_store::IndexArgs),
     /// Counts, sizes, bytes per event and time span of a recording.
@@ -93,6 +98,8 @@ fn main() {
         Cmd::Graph(a) => cmd_query::graph(a),
         Cmd::Export(a) => cmd_export::run(a),
         Cmd::Sparql(a) => cmd_sparql::run(a),
+        Cmd::Ship(a) => cmd_ship::ship(a),
+        Cmd::Collect(a) => cmd_ship::collect(a),
         Cmd::Index(a) => cmd_store::index(a),
         Cmd::Stats(a) => cmd_store::stats(a),
     };

@@ -405,3 +405,207 @@ fn agent_matches_the_oracle_workloads_system_wide() {
     }
     assert!(report.is_empty(), "{report}");
 }
+
+/// A network namespace of one test (`ip netns add`), with a name unique to
+/// this run; deleted on drop.
+struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    fn new(tag: &str) -> NetNs {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("tomo-t-{tag}-{}-{nanos:x}", std::process::id());
+        let o = run(Command::new("ip").args(["netns", "add", &name]), TIMEOUT);
+        assert!(o.status.success(), "ip netns add {name}: {o:?}");
+        NetNs { name }
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}
+
+/// A 16-byte id as events and metadata carry it (a JSON array of bytes),
+/// written as a UUID.
+fn id_str(v: &Value) -> String {
+    let b: Vec<u8> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an id: {v}"))
+        .iter()
+        .map(|x| x.as_u64().expect("id byte") as u8)
+        .collect();
+    assert_eq!(b.len(), 16, "not an id: {v}");
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Many hosts on one kernel (issue #6): one agent per network namespace,
+/// each with `--netns` and `--host-name`, records its own namespace's
+/// workload (entered with `ip netns exec`, i.e. setns then exec), none of
+/// the other namespace's and nothing of the root namespace's; each
+/// recording and each of its events carries the UUIDv5 (DNS namespace) of
+/// its host name and the machine's boot id.
+#[test]
+fn one_agent_per_network_namespace_records_only_its_host() {
+    // UUIDv5 in the DNS namespace: python3 -c 'import uuid;
+    // print(uuid.uuid5(uuid.NAMESPACE_DNS, "tomo-test-host-a"))'.
+    const HOSTS: [(&str, &str); 2] = [
+        ("tomo-test-host-a", "c6e77a19-173c-57ff-9493-eb087c89d0d8"),
+        ("tomo-test-host-b", "a935558e-7e16-5d72-9936-fc2278e9aca2"),
+    ];
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let nss = [NetNs::new("a"), NetNs::new("b")];
+    let sessions = [Work::new(), Work::new()];
+    let dirs = [Work::new(), Work::new()];
+    let root_dir = Work::new();
+    let agents: Vec<AgentRun> = (0..2)
+        .map(|i| {
+            AgentRun::start(
+                "ebpf",
+                &sessions[i],
+                &["--netns", &nss[i].path(), "--host-name", HOSTS[i].0],
+            )
+        })
+        .collect();
+    // Each host writes its own marker file and copies it with cat (a
+    // fork and an exec inside the namespace); a process of the root
+    // namespace does the same meanwhile.
+    let marker = |tag: &str| format!("tomo-netns-{tag}.txt");
+    let copy = |tag: &str| format!("tomo-netns-{tag}-copy.txt");
+    let script = |w: &Work, tag: &str| {
+        format!(
+            "echo host-{tag} > {m} && cat {m} > {c}",
+            m = w.p(&marker(tag)),
+            c = w.p(&copy(tag))
+        )
+    };
+    for (i, tag) in ["a", "b"].into_iter().enumerate() {
+        let o = run(
+            Command::new("ip")
+                .args(["netns", "exec", &nss[i].name, "sh", "-c"])
+                .arg(script(&dirs[i], tag)),
+            TIMEOUT,
+        );
+        assert!(o.status.success(), "host {tag}'s workload: {o:?}");
+    }
+    let o = run(
+        Command::new("sh").args(["-c", &script(&root_dir, "root")]),
+        TIMEOUT,
+    );
+    assert!(o.status.success(), "root namespace workload: {o:?}");
+    let summaries: Vec<Value> = agents.into_iter().map(AgentRun::stop).collect();
+
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .expect("boot_id")
+        .trim()
+        .to_string();
+    let mut report = String::new();
+    for (i, tag) in ["a", "b"].into_iter().enumerate() {
+        let (name, want_host) = HOSTS[i];
+        let s = &summaries[i];
+        assert_eq!(s["lost_records"].as_u64(), Some(0), "{s}");
+        assert_eq!(s["host"].as_str(), Some(want_host), "{s}");
+        assert_eq!(s["host_name"].as_str(), Some(name), "{s}");
+        let rec = sessions[i].p("host.tomo");
+        let v = tomo_json(&["verify", &rec, "--json"]);
+        assert_eq!(id_str(&v["meta"]["host"]), want_host, "{v}");
+        assert_eq!(v["meta"]["host_name"].as_str(), Some(name), "{v}");
+        assert_eq!(id_str(&v["meta"]["boot"]), boot, "{v}");
+        assert!(
+            tomo_ok(&["verify", &rec]).contains(&format!("{want_host} ({name})")),
+            "tomo verify shows the host and its name"
+        );
+
+        let text = tomo_ok(&["events", &rec, "--json"]);
+        let events: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event JSON"))
+            .collect();
+        assert!(!events.is_empty(), "host {tag}: no events");
+        let hosts: BTreeSet<String> = events.iter().map(|e| id_str(&e["host"])).collect();
+        let boots: BTreeSet<String> = events.iter().map(|e| id_str(&e["boot"])).collect();
+        assert_eq!(hosts, BTreeSet::from([want_host.to_string()]), "host {tag}");
+        assert_eq!(boots, BTreeSet::from([boot.clone()]), "host {tag}");
+
+        // Its own workload: the copy comes from the marker through cat.
+        let why = tomo_json(&["why", &rec, &dirs[i].p(&copy(tag)), "--json"]);
+        let mut got = BTreeSet::new();
+        labels(&why["root"], &mut got);
+        for want in ["cat".to_string(), dirs[i].p(&marker(tag))] {
+            if !got.contains(&want) {
+                report.push_str(&format!(
+                    "host {tag}: why {} does not name {want}; it names {got:?}\n",
+                    copy(tag)
+                ));
+            }
+        }
+        // Nothing of the other host's, nor of the root namespace's.
+        let other = ["b", "a"][i];
+        for (what, w, t) in [
+            ("the other host's", &dirs[1 - i], other),
+            ("the root namespace's", &root_dir, "root"),
+        ] {
+            for needle in [w.d(), marker(t), format!("host-{t}")] {
+                if let Some(l) = text.lines().find(|l| l.contains(&needle)) {
+                    report.push_str(&format!(
+                        "host {tag}: the recording holds {what} workload ({needle}): {l}\n"
+                    ));
+                }
+            }
+        }
+    }
+    assert_ne!(summaries[0]["host"], summaries[1]["host"]);
+    assert!(report.is_empty(), "{report}");
+}
+
+/// `--netns` names a network namespace, or the agent says why not before
+/// it loads anything; the audit source has no such filter.
+#[test]
+fn netns_must_be_a_network_namespace() {
+    let w = Work::new();
+    let out = w.p("x.tomo");
+    for (path, why) in [
+        ("/proc/self/ns/mnt", "not a network namespace"),
+        ("/proc/self/status", "not a namespace"),
+        ("/nonexistent/tomo-netns", "No such file"),
+    ] {
+        let o = tomo(&["agent", "--netns", path, "-o", &out, "--duration", "0"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(path) && err.contains(why),
+            "--netns {path}: {o:?}"
+        );
+    }
+    let o = tomo(&[
+        "agent",
+        "--source",
+        "audit",
+        "--netns",
+        "/proc/self/ns/net",
+        "-o",
+        &out,
+    ]);
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--source ebpf"),
+        "{o:?}"
+    );
+    assert!(!Path::new(&out).exists());
+}

@@ -177,6 +177,7 @@ fn record(dir: &Path) -> PathBuf {
         source: "test".into(),
         command: vec!["sh".into()],
         cut_from: None,
+        host_name: None,
     };
     let opts = WriterOptions {
         block_bytes: 256,

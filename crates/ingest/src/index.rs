@@ -75,6 +75,24 @@ fn encode_pos(p: &Position) -> Vec<u8> {
     postcard::to_stdvec(p).expect("in-memory serialization cannot fail")
 }
 
+/// Whether the store at `store` holds every whole block of the log at `log`,
+/// so that it can be read in place (`tomo_store::disk::Lazy`) with nothing
+/// to ingest. Reads only the store's headers, META and log position, and
+/// the log from that position on (a block header when nothing follows).
+/// `false` when the log grew, was replaced or is damaged after the position
+/// ([`update`] deals with those).
+pub fn is_current(log: &Path, store: &Path) -> Result<bool, IndexError> {
+    let (_, lpos, _, _) = disk::peek(store)?;
+    let Ok(pos) = postcard::from_bytes::<Position>(&lpos) else {
+        return Ok(false);
+    };
+    match Reader::resume(log, &pos) {
+        Ok(mut r) => Ok(r.next().is_none()),
+        Err(LogError::Invalid { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Opens the store at `store` (if any), brings it up to date with the log at
 /// `log`, writes it back if anything changed, and returns the graph.
 /// `progress` is called with the number of events ingested so far.
@@ -162,11 +180,7 @@ pub fn update(
     meta.events = reader.position().events;
     report.meta = meta.clone();
     if fresh || added > 0 {
-        let extra = Extra {
-            meta,
-            ingest_state: ing.save_state(),
-            log_pos: encode_pos(&reader.position()),
-        };
+        let extra = extra_for(&ing, meta, encode_pos(&reader.position()));
         match disk::write(store, &ing.graph, &extra) {
             Ok(s) => report.written = Some(s),
             Err(e) => report.write_error = Some(e),
@@ -180,4 +194,15 @@ pub fn update(
         apply(&mut ing, &mut m, &mut pending);
     }
     Ok((ing.into_graph(), report))
+}
+
+/// What a store keeps besides the graph, for an ingest at `log_pos`
+/// (opaque to the store: a log position, or a collection's positions).
+pub(crate) fn extra_for(ing: &Ingest, meta: Meta, log_pos: Vec<u8>) -> Extra {
+    Extra {
+        meta,
+        ingest_state: ing.save_state(),
+        log_pos,
+        uuid_roots: ing.uuid_roots(),
+    }
 }

@@ -15,6 +15,7 @@
 //! The mapping from events to edges follows the PVM verbs (declare, source,
 //! sink, connect, name); see ARCHITECTURE.md for the table.
 
+pub mod collection;
 pub mod index;
 
 use serde::{Deserialize, Serialize};
@@ -28,10 +29,10 @@ use tomo_event::{
     Call, Dir, Event, Id128, ObjKind, ObjRef, Op, ProcRef, SockAddr, SockInfo, SpawnKind,
 };
 use tomo_store::{EdgeKind, EntityId, EntityKind, ExecInfo, Flow, Graph};
-use uuid::Uuid;
 
-/// Namespace for Tomo's UUIDv5 identities.
-const NS: Uuid = Uuid::from_u128(0x5f1e_6c1a_9b7d_4c3e_8a2f_70d0_6e4f_3b21);
+/// Tomo's UUIDv5 identities (`tomo_store::ident`: the store recomputes
+/// them instead of storing them).
+use tomo_store::ident;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct ObjKey {
@@ -69,6 +70,8 @@ pub struct Ingest {
     unix_accepted: HashMap<String, VecDeque<EntityId>>,
     /// Bound datagram sockets by local address, to find a sender.
     dgram_bound: HashMap<SockAddr, EntityId>,
+    /// Host of the event being applied: loopback addresses are scoped by it.
+    cur_host: Id128,
 }
 
 /// The ingest's working state besides the graph, as persisted next to a
@@ -153,7 +156,21 @@ impl Ingest {
             unix_pending: st.unix_pending.into_iter().collect(),
             unix_accepted: st.unix_accepted.into_iter().collect(),
             dgram_bound: st.dgram_bound.into_iter().collect(),
+            cur_host: Id128::default(),
         })
+    }
+
+    /// The (host, boot) pairs of the processes seen, most common first (at
+    /// most 64): every UUID the ingest made derives from one of them, which
+    /// lets the store recompute UUIDs instead of storing them.
+    pub fn uuid_roots(&self) -> Vec<([u8; 16], [u8; 16])> {
+        let mut n: HashMap<([u8; 16], [u8; 16]), usize> = HashMap::default();
+        for k in self.procs.keys() {
+            *n.entry((k.host.0, k.boot.0)).or_default() += 1;
+        }
+        let mut v: Vec<_> = n.into_iter().collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.into_iter().take(64).map(|(r, _)| r).collect()
     }
 
     pub fn into_graph(self) -> Graph {
@@ -164,6 +181,7 @@ impl Ingest {
     /// process's existence and credentials: they are not flows.
     pub fn apply(&mut self, ev: &Event) {
         self.graph.events_applied += 1;
+        self.cur_host = ev.host;
         if let Op::Content { .. } = ev.op {
             // The bytes of an `Io` event already applied: searched by
             // `tomo grep`, never structure (not even a process sighting).
@@ -323,7 +341,7 @@ impl Ingest {
                             .flow(p, o, flow(EdgeKind::Write, ts, *count, *offset, call));
                     }
                     Dir::Read => {
-                        self.pull_from_peer(o, sock.as_ref(), ts, *count, call);
+                        self.pull_from_peer(o, sock.as_ref(), ts, *count, *offset, call);
                         self.graph
                             .flow(o, p, flow(EdgeKind::Read, ts, *count, *offset, call));
                     }
@@ -339,7 +357,7 @@ impl Ingest {
             } => {
                 let s = self.object(ev, src, false);
                 let d = self.object(ev, dst, false);
-                self.pull_from_peer(s, None, ts, *count, call);
+                self.pull_from_peer(s, None, ts, *count, *src_offset, call);
                 self.graph
                     .flow(s, p, flow(EdgeKind::Read, ts, *count, *src_offset, call));
                 self.graph
@@ -450,7 +468,7 @@ impl Ingest {
             Op::Bind { obj, addr, .. } => {
                 let o = self.object(ev, obj, false);
                 self.graph.name(o, &addr_name(addr));
-                self.dgram_bound.insert(addr.clone(), o);
+                self.dgram_bound.insert(normalize(ev.host, addr), o);
             }
             Op::Connect { obj, sock, .. } => {
                 let o = self.object(ev, obj, false);
@@ -516,18 +534,9 @@ impl Ingest {
                 return e;
             }
         }
-        let mut name = Vec::with_capacity(48);
-        name.extend_from_slice(b"proc");
-        name.extend_from_slice(&ev.host.0);
-        name.extend_from_slice(&ev.boot.0);
-        name.extend_from_slice(&pr.pid.to_le_bytes());
-        name.extend_from_slice(&pr.start_ticks.to_le_bytes());
-        // Unknown start time: disambiguate by first sighting so a reused pid is
-        // still a new entity.
-        if pr.start_ticks == 0 {
-            name.extend_from_slice(&ev.ts_ns.to_le_bytes());
-        }
-        let uuid = Uuid::new_v5(&NS, &name);
+        // Unknown start time: disambiguated by first sighting so a reused
+        // pid is still a new entity.
+        let uuid = ident::process_uuid(&ev.host.0, &ev.boot.0, pr.pid, pr.start_ticks, ev.ts_ns);
         if let Some(e) = self.graph.by_uuid(&uuid) {
             // A process seen before under this pid, after another one with
             // the same pid (sources that know start times can interleave
@@ -579,16 +588,8 @@ impl Ingest {
             Some(&(g, _)) => g + 1,
             None => 0,
         };
-        let mut name = Vec::with_capacity(64);
-        name.extend_from_slice(b"obj");
-        name.extend_from_slice(&key.host.0);
-        if let Some(b) = key.boot {
-            name.extend_from_slice(&b.0);
-        }
-        name.extend_from_slice(&key.dev.to_le_bytes());
-        name.extend_from_slice(&key.ino.to_le_bytes());
-        name.extend_from_slice(&gen.to_le_bytes());
-        let uuid = Uuid::new_v5(&NS, &name);
+        let boot = key.boot.map(|b| b.0);
+        let uuid = ident::object_uuid(&key.host.0, boot.as_ref(), key.dev, key.ino, gen);
         let label = match (&obj.path, kind) {
             (Some(p), _) => p.clone(),
             (None, EntityKind::Pipe) => format!("pipe:[{}]", obj.ino),
@@ -614,7 +615,7 @@ impl Ingest {
                 && matches!(r, SockAddr::Inet { .. })
                 && !self.peer.contains_key(&o)
             {
-                let (l, r) = (normalize(l), normalize(r));
+                let (l, r) = (normalize(self.cur_host, l), normalize(self.cur_host, r));
                 if let Some(&other) = self.inet_ends.get(&(r.clone(), l.clone())) {
                     if other != o && s.sock_type != SOCK_DGRAM {
                         self.peer.insert(o, other);
@@ -626,19 +627,26 @@ impl Ingest {
         }
         if let Some(l) = &s.local {
             if s.sock_type == SOCK_DGRAM {
-                self.dgram_bound.entry(normalize(l)).or_insert(o);
+                self.dgram_bound
+                    .entry(normalize(self.cur_host, l))
+                    .or_insert(o);
             }
         }
     }
 
     /// Before a read from socket `o`, carry the data over from the connected
     /// end (or, for datagrams, from the sender identified by its address).
+    /// `offset` is the reader's stream offset: a stream delivers bytes in
+    /// order, so the bytes read at offset X are those the other end (on this
+    /// host or another) wrote at its offset X; the flow edge keeps the range.
+    #[allow(clippy::too_many_arguments)]
     fn pull_from_peer(
         &mut self,
         o: EntityId,
         s: Option<&SockInfo>,
         ts: u64,
         count: u64,
+        offset: Option<u64>,
         call: &'static str,
     ) {
         let from = match self.peer.get(&o) {
@@ -651,7 +659,7 @@ impl Ingest {
         if let Some(from) = from {
             if from != o {
                 self.graph
-                    .flow(from, o, flow(EdgeKind::Flow, ts, count, None, call));
+                    .flow(from, o, flow(EdgeKind::Flow, ts, count, offset, call));
             }
         }
     }
@@ -665,7 +673,7 @@ impl Ingest {
     /// socket is bound to 0.0.0.0:PORT by its first send, and its datagrams
     /// arrive from 127.0.0.1:PORT).
     fn dgram_sender(&self, a: &SockAddr) -> Option<EntityId> {
-        let a = normalize(a);
+        let a = normalize(self.cur_host, a);
         if let Some(&o) = self.dgram_bound.get(&a) {
             return Some(o);
         }
@@ -681,9 +689,13 @@ impl Ingest {
     }
 }
 
-/// Treat 0.0.0.0 binds and IPv4-mapped IPv6 alike so the two ends match.
-fn normalize(a: &SockAddr) -> SockAddr {
-    match a {
+/// The key of an address for pairing the ends of a flow: IPv4-mapped IPv6
+/// is IPv4, so that both ends match; and a loopback address only pairs
+/// sockets of the same host (every host has its own 127.0.0.1), so it is
+/// scoped by the host: mapped into the discard-only prefix 100::/64 (RFC
+/// 6666, never a socket address) with 32 bits of the host id.
+fn normalize(host: Id128, a: &SockAddr) -> SockAddr {
+    let a = match a {
         SockAddr::Inet {
             ip: IpAddr::V6(v6),
             port,
@@ -695,6 +707,33 @@ fn normalize(a: &SockAddr) -> SockAddr {
             None => a.clone(),
         },
         _ => a.clone(),
+    };
+    match a {
+        SockAddr::Inet { ip, port } if ip.is_loopback() => {
+            // FNV-1a of the whole host id.
+            let hk = host.0.iter().fold(0x811c_9dc5u32, |h, b| {
+                (h ^ *b as u32).wrapping_mul(0x0100_0193)
+            });
+            let low = match ip {
+                IpAddr::V4(v4) => u32::from(v4),
+                IpAddr::V6(_) => 1,
+            };
+            let v6 = std::net::Ipv6Addr::new(
+                0x100,
+                0,
+                0,
+                0,
+                (hk >> 16) as u16,
+                hk as u16,
+                (low >> 16) as u16,
+                low as u16,
+            );
+            SockAddr::Inet {
+                ip: IpAddr::V6(v6),
+                port,
+            }
+        }
+        a => a,
     }
 }
 
@@ -774,4 +813,37 @@ pub fn build<'a>(events: impl IntoIterator<Item = &'a Event>) -> Graph {
         ing.apply(ev);
     }
     ing.into_graph()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inet(ip: &str, port: u16) -> SockAddr {
+        SockAddr::Inet {
+            ip: ip.parse().unwrap(),
+            port,
+        }
+    }
+
+    #[test]
+    fn loopback_pairs_only_within_a_host_and_other_addresses_across_hosts() {
+        let (a, b) = (Id128([1; 16]), Id128([2; 16]));
+        let lo = inet("127.0.0.1", 80);
+        assert_eq!(normalize(a, &lo), normalize(a, &lo));
+        assert_ne!(normalize(a, &lo), normalize(b, &lo));
+        assert_eq!(
+            normalize(a, &inet("::1", 80)),
+            normalize(a, &inet("::1", 80))
+        );
+        assert_ne!(
+            normalize(a, &inet("::1", 80)),
+            normalize(b, &inet("::1", 80))
+        );
+        // Routable addresses are the same on every host: that is how the
+        // two ends of a connection between hosts meet.
+        let pub4 = inet("10.1.2.3", 80);
+        assert_eq!(normalize(a, &pub4), normalize(b, &pub4));
+        assert_eq!(normalize(a, &inet("::ffff:10.1.2.3", 80)), pub4);
+    }
 }

@@ -283,6 +283,21 @@ pub fn parse_segment_file_name(name: &str) -> Option<u32> {
     stem.parse().ok()
 }
 
+/// The segment files of a segmented recording directory, by index.
+pub fn segment_files(
+    dir: &std::path::Path,
+) -> Result<Vec<(u32, std::path::PathBuf)>, crate::LogError> {
+    let mut segs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| crate::LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| crate::LogError::io(dir, e))?;
+        if let Some(i) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            segs.push((i, entry.path()));
+        }
+    }
+    segs.sort();
+    Ok(segs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

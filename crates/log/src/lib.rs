@@ -37,7 +37,8 @@ pub use writer::{WriteSummary, Writer};
 /// Who recorded what: stored (as JSON) in the header of every segment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RecordingMeta {
-    /// Machine the events come from.
+    /// Machine the events come from: its machine id, or for a simulated
+    /// host (`--host-name`) the UUIDv5 of [`RecordingMeta::host_name`].
     pub host: Id128,
     /// Boot of that machine during the recording.
     pub boot: Id128,
@@ -48,6 +49,10 @@ pub struct RecordingMeta {
     /// For a recording made by [`cut`]: the `[from, to)` window in ns.
     #[serde(default)]
     pub cut_from: Option<(u64, u64)>,
+    /// The name `host` was derived from (`--host-name`), when it was given;
+    /// absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
 }
 
 /// Tuning of a [`Writer`].

@@ -191,17 +191,7 @@ impl Reader {
         let md = std::fs::metadata(path).map_err(|e| LogError::io(path, e))?;
         let mut segments = Vec::new();
         let first = if md.is_dir() {
-            for entry in std::fs::read_dir(path).map_err(|e| LogError::io(path, e))? {
-                let entry = entry.map_err(|e| LogError::io(path, e))?;
-                if let Some(idx) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(format::parse_segment_file_name)
-                {
-                    segments.push((idx, entry.path()));
-                }
-            }
-            segments.sort();
+            segments = format::segment_files(path)?;
             match segments.first() {
                 Some((0, p)) => p.clone(),
                 Some(_) => {

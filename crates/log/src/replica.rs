@@ -14,8 +14,8 @@
 //! catches corruption, reordering and mixing of recordings on the way.
 
 use crate::format::{
-    self, chain_seed, BlockHeader, EndRecord, FileHeader, BLOCK_HEADER_LEN, CODEC_ZSTD,
-    FORMAT_VERSION, MAX_META_LEN, MAX_RAW_LEN,
+    self, chain_seed, segment_files, BlockHeader, EndRecord, FileHeader, BLOCK_HEADER_LEN,
+    CODEC_ZSTD, FORMAT_VERSION, MAX_META_LEN, MAX_RAW_LEN,
 };
 use crate::{LogError, Reader};
 use std::fs::{File, OpenOptions};
@@ -392,22 +392,6 @@ impl Replica {
         self.chain = *blake3::hash(&h).as_bytes();
         Ok(())
     }
-}
-
-fn segment_files(dir: &Path) -> Result<Vec<(u32, PathBuf)>, LogError> {
-    let mut segs = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-        let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        if let Some(i) = entry
-            .file_name()
-            .to_str()
-            .and_then(format::parse_segment_file_name)
-        {
-            segs.push((i, entry.path()));
-        }
-    }
-    segs.sort();
-    Ok(segs)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), LogError> {

@@ -217,6 +217,10 @@ impl fmt::Display for VerifyReport {
             "source      {} {:?}",
             self.meta.source, self.meta.command
         )?;
+        match &self.meta.host_name {
+            Some(name) => writeln!(f, "host        {} ({name})", self.meta.host)?,
+            None => writeln!(f, "host        {}", self.meta.host)?,
+        }
         if let Some((a, b)) = self.meta.cut_from {
             writeln!(f, "cut from    [{a}, {b})")?;
         }

@@ -535,3 +535,40 @@ fn huge_event_spans_its_own_block() {
     w.append(&events[0]).unwrap(); // the writer is still usable
     assert_eq!(w.finish().unwrap().events, 1);
 }
+
+#[test]
+fn host_name_round_trips_and_older_meta_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    // A simulated host's name is kept (and survives a cut).
+    let named = RecordingMeta {
+        host_name: Some("hostA".into()),
+        ..meta()
+    };
+    let path = dir.path().join("named.tomo");
+    let events = Gen::new(7).take(100);
+    let mut w = Writer::create(&path, named.clone(), small_blocks()).unwrap();
+    for ev in &events {
+        w.append(ev).unwrap();
+    }
+    w.finish().unwrap();
+    assert_eq!(read_all(&path).unwrap().0, named);
+    let out = dir.path().join("cut.tomo");
+    cut(&path, &out, 0, u64::MAX).unwrap();
+    assert_eq!(
+        read_all(&out).unwrap().0.host_name.as_deref(),
+        Some("hostA")
+    );
+    // Without a name, the header is what builds before the field wrote:
+    // no `host_name` key at all.
+    let path = dir.path().join("plain.tomo");
+    write(&path, &events, small_blocks());
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!bytes.windows(9).any(|w| w == b"host_name"));
+    // And the metadata those builds wrote (FORMAT.md's example) reads, with no name.
+    let old: RecordingMeta = serde_json::from_str(
+        r#"{"host":[17,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],"boot":[34,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2],"source":"ptrace","command":["make","-j2"],"cut_from":null}"#,
+    )
+    .unwrap();
+    assert_eq!(old.host_name, None);
+    assert_eq!(old.source, "ptrace");
+}

@@ -38,7 +38,10 @@ struct Owned {
     payload: Vec<u8>,
 }
 
-fn blocks(dir: &Path) -> (ReplicaOrigin, Vec<Owned>, Option<(u64, u64, [u8; 32])>) {
+/// The original's end: (events, blocks, chain head), when it was finished.
+type End = Option<(u64, u64, [u8; 32])>;
+
+fn blocks(dir: &Path) -> (ReplicaOrigin, Vec<Owned>, End) {
     let mut r = Reader::open(dir).unwrap();
     let mut out = Vec::new();
     let mut events = 0;

@@ -12,7 +12,7 @@ use crate::view::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
-use tomo_store::{EdgeId, EdgeKind, EntityId, Graph, NodeId};
+use tomo_store::{EdgeId, EdgeKind, EntityId, GraphRead, NodeId};
 
 /// Default bound on the number of tree nodes of one answer.
 pub const DEFAULT_MAX_NODES: usize = 10_000;
@@ -111,8 +111,13 @@ pub struct Tree {
 
 /// The version a query starts from: the one current at `at`, else the
 /// latest (`why`) or the earliest (`impact`).
-pub fn pick_version(g: &Graph, e: EntityId, at: Option<u64>, dir: Direction) -> NodeId {
-    let ent = &g.entities[e as usize];
+pub fn pick_version<G: GraphRead + ?Sized>(
+    g: &G,
+    e: EntityId,
+    at: Option<u64>,
+    dir: Direction,
+) -> NodeId {
+    let ent = &g.entity(e);
     match (at, dir) {
         (Some(t), _) => g.version_at(e, t),
         (None, Direction::Why) => ent.current(),
@@ -121,7 +126,7 @@ pub fn pick_version(g: &Graph, e: EntityId, at: Option<u64>, dir: Direction) -> 
 }
 
 /// Backward lineage of entity `e`.
-pub fn why(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
+pub fn why<G: GraphRead + ?Sized>(g: &G, e: EntityId, opts: &LineageOptions) -> Tree {
     lineage(
         g,
         pick_version(g, e, opts.at, Direction::Why),
@@ -131,7 +136,7 @@ pub fn why(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
 }
 
 /// Forward impact of entity `e`.
-pub fn impact(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
+pub fn impact<G: GraphRead + ?Sized>(g: &G, e: EntityId, opts: &LineageOptions) -> Tree {
     lineage(
         g,
         pick_version(g, e, opts.at, Direction::Impact),
@@ -141,7 +146,12 @@ pub fn impact(g: &Graph, e: EntityId, opts: &LineageOptions) -> Tree {
 }
 
 /// The lineage tree of graph node `start` in direction `dir`.
-pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) -> Tree {
+pub fn lineage<G: GraphRead + ?Sized>(
+    g: &G,
+    start: NodeId,
+    dir: Direction,
+    opts: &LineageOptions,
+) -> Tree {
     let max_nodes = opts.max_nodes.max(1);
     let mut tree = Tree {
         direction: dir,
@@ -179,7 +189,7 @@ pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) 
                 tree.nodes[t].more = edges.len() - i;
                 break;
             }
-            let x = &g.edges[e as usize];
+            let x = &g.edge(e);
             let other = match dir {
                 Direction::Why => x.src,
                 Direction::Impact => x.dst,
@@ -207,7 +217,7 @@ pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) 
     }
     if tree.nodes.len() == 1 {
         let name = entity_path(g, start);
-        let created = g.nodes[start as usize].created_ns;
+        let created = g.node(start).created_ns;
         if let Some(at) = opts.at.filter(|&at| dir == Direction::Why && created > at) {
             let origin = crate::view::origin_ns(g);
             tree.notes.push(format!(
@@ -228,8 +238,8 @@ pub fn lineage(g: &Graph, start: NodeId, dir: Direction, opts: &LineageOptions) 
 
 /// Mark `v` and the rest of its version chain (backwards for `why`,
 /// forwards for `impact`) as expanded at tree node `idx`.
-fn claim(
-    g: &Graph,
+fn claim<G: GraphRead + ?Sized>(
+    g: &G,
     dir: Direction,
     v: NodeId,
     idx: usize,
@@ -245,8 +255,8 @@ fn claim(
         let next = match dir {
             Direction::Why => version_edge(g, cur).map(|x| x.src),
             Direction::Impact => {
-                let n = &g.nodes[cur as usize];
-                g.entities[n.entity as usize]
+                let n = &g.node(cur);
+                g.entity(n.entity)
                     .versions
                     .get(n.version as usize + 1)
                     .copied()
@@ -265,9 +275,9 @@ fn claim(
 }
 
 /// The `Version` edge that created node `n`, if `n` was made by one.
-fn version_edge(g: &Graph, n: NodeId) -> Option<&tomo_store::Edge> {
+fn version_edge<G: GraphRead + ?Sized>(g: &G, n: NodeId) -> Option<&tomo_store::Edge> {
     let &e = g.in_edges(n).first()?;
-    let x = &g.edges[e as usize];
+    let x = &g.edge(e);
     (x.kind == EdgeKind::Version && x.dst == n).then_some(x)
 }
 
@@ -279,11 +289,16 @@ fn version_edge(g: &Graph, n: NodeId) -> Option<&tomo_store::Edge> {
 /// keeps answers honest when a source delivers timestamps slightly out of
 /// order (threads racing to be recorded), where the structure alone would
 /// let lineage run backwards in time.
-fn bound(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>) -> Option<u64> {
+fn bound<G: GraphRead + ?Sized>(
+    g: &G,
+    dir: Direction,
+    tn: &TreeNode,
+    at: Option<u64>,
+) -> Option<u64> {
     match tn.via {
         None => at,
         Some(e) => {
-            let x = &g.edges[e as usize];
+            let x = &g.edge(e);
             Some(match dir {
                 Direction::Why => x.last_ns,
                 Direction::Impact => x.ts_ns,
@@ -295,15 +310,22 @@ fn bound(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>) -> Option<u6
 /// The edges to follow from a tree node, in time order: for `why` those
 /// that started at or before `at`, for `impact` those still flowing at or
 /// after it.
-fn collect(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>, out: &mut Vec<EdgeId>) {
+fn collect<G: GraphRead + ?Sized>(
+    g: &G,
+    dir: Direction,
+    tn: &TreeNode,
+    at: Option<u64>,
+    out: &mut Vec<EdgeId>,
+) {
     out.clear();
+    let mut keyed: Vec<(u64, EdgeId)> = Vec::new();
     for v in std::iter::once(tn.node).chain(tn.folded.iter().copied()) {
         let list = match dir {
             Direction::Why => g.in_edges(v),
             Direction::Impact => g.out_edges(v),
         };
         for &e in list {
-            let x = &g.edges[e as usize];
+            let x = g.edge(e);
             if x.kind == EdgeKind::Version {
                 continue;
             }
@@ -316,10 +338,11 @@ fn collect(g: &Graph, dir: Direction, tn: &TreeNode, at: Option<u64>, out: &mut 
                     continue;
                 }
             }
-            out.push(e);
+            keyed.push((x.ts_ns, e));
         }
     }
-    out.sort_by_key(|&e| (g.edges[e as usize].ts_ns, e));
+    keyed.sort_unstable();
+    out.extend(keyed.into_iter().map(|(_, e)| e));
 }
 
 /// A line of the text rendering under one tree node.
@@ -354,7 +377,11 @@ impl Tree {
     /// The JSON answer: `{"direction","target":NODE,"at_ns","truncated","notes",
     /// "root":{"node":NODE,"via":null,"children":[{"node","via","seen","children"}]}}`.
     /// Written iteratively: trees can be deeper than the stack allows recursion.
-    pub fn write_json<W: Write + ?Sized>(&self, g: &Graph, w: &mut W) -> io::Result<()> {
+    pub fn write_json<G: GraphRead + ?Sized, W: Write + ?Sized>(
+        &self,
+        g: &G,
+        w: &mut W,
+    ) -> io::Result<()> {
         let root = &self.nodes[0];
         w.write_all(b"{\"direction\":")?;
         json(w, self.direction.as_str())?;
@@ -387,7 +414,12 @@ impl Tree {
         w.write_all(b"}")
     }
 
-    fn open_json<W: Write + ?Sized>(&self, g: &Graph, t: usize, w: &mut W) -> io::Result<()> {
+    fn open_json<G: GraphRead + ?Sized, W: Write + ?Sized>(
+        &self,
+        g: &G,
+        t: usize,
+        w: &mut W,
+    ) -> io::Result<()> {
         let tn = &self.nodes[t];
         w.write_all(b"{\"node\":")?;
         json(w, &NodeView::new(g, tn.node))?;
@@ -412,7 +444,7 @@ impl Tree {
     }
 
     /// The JSON answer as a string.
-    pub fn to_json_string(&self, g: &Graph) -> String {
+    pub fn to_json_string<G: GraphRead + ?Sized>(&self, g: &G) -> String {
         let mut buf = Vec::new();
         self.write_json(g, &mut buf).expect("writing to memory");
         String::from_utf8(buf).expect("serde_json writes UTF-8")
@@ -421,9 +453,9 @@ impl Tree {
     /// The readable tree: one line per node with the relative time of the
     /// edge, the edge, and the node. Leaf libraries are folded into one line
     /// per parent unless `opts.all`.
-    pub fn write_text<W: Write + ?Sized>(
+    pub fn write_text<G: GraphRead + ?Sized, W: Write + ?Sized>(
         &self,
-        g: &Graph,
+        g: &G,
         opts: &TextOptions,
         w: &mut W,
     ) -> io::Result<()> {
@@ -477,7 +509,7 @@ impl Tree {
                         w,
                         "{}{conn}{marker}{}  {}  {}",
                         f.prefix,
-                        fmt_rel(g.edges[e as usize].ts_ns, opts.origin_ns),
+                        fmt_rel(g.edge(e).ts_ns, opts.origin_ns),
                         edge_phrase(g, e),
                         describe(g, tn.node, opts)
                     )?;
@@ -535,7 +567,7 @@ impl Tree {
         Ok(())
     }
 
-    fn items(&self, g: &Graph, t: usize, opts: &TextOptions) -> Vec<Item> {
+    fn items<G: GraphRead + ?Sized>(&self, g: &G, t: usize, opts: &TextOptions) -> Vec<Item> {
         let tn = &self.nodes[t];
         let mut out = Vec::with_capacity(tn.children.len() + 1);
         let mut libs: Option<usize> = None;
@@ -545,7 +577,7 @@ impl Tree {
                 continue;
             }
             let node = self.nodes[c].node;
-            let ent = g.nodes[node as usize].entity;
+            let ent = g.node(node).entity;
             let path = entity_path(g, node);
             let name = crate::view::clean(path.rsplit('/').next().unwrap_or(path)).into_owned();
             match libs {
@@ -561,7 +593,7 @@ impl Tree {
                     }
                 }
                 None => {
-                    let ts = g.edges[self.nodes[c].via.expect("child edge") as usize].ts_ns;
+                    let ts = g.edge(self.nodes[c].via.expect("child edge")).ts_ns;
                     libs = Some(out.len());
                     out.push(Item::Libs {
                         ts,
@@ -579,18 +611,18 @@ impl Tree {
 
     /// A library read or loaded by a process, with no lineage of its own
     /// in the recording: folded in text output.
-    fn foldable(&self, g: &Graph, c: usize) -> bool {
+    fn foldable<G: GraphRead + ?Sized>(&self, g: &G, c: usize) -> bool {
         if self.direction != Direction::Why {
             return false;
         }
         let tn = &self.nodes[c];
         let Some(e) = tn.via else { return false };
-        if !matches!(g.edges[e as usize].kind, EdgeKind::Load | EdgeKind::Read) {
+        if !matches!(g.edge(e).kind, EdgeKind::Load | EdgeKind::Read) {
             return false;
         }
         let ent = g.entity_of(tn.node);
         if !ent.kind.is_object()
-            || !(is_library_name(&g.nodes[tn.node as usize].label)
+            || !(is_library_name(&g.node(tn.node).label)
                 || ent.names.iter().any(|n| is_library_name(n)))
         {
             return false;

@@ -12,7 +12,7 @@ use crate::view::{describe, fmt_rel, origin_ns, TextOptions};
 use crate::QueryError;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use tomo_store::{EntityId, EntityKind, Graph};
+use tomo_store::{EntityId, GraphRead};
 use uuid::Uuid;
 
 #[derive(Clone, Debug, Default)]
@@ -38,7 +38,11 @@ pub struct Resolved {
 }
 
 /// Resolve `target` to one entity of `g`.
-pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolved, QueryError> {
+pub fn resolve<G: GraphRead + ?Sized>(
+    g: &G,
+    target: &str,
+    opts: &ResolveOptions,
+) -> Result<Resolved, QueryError> {
     let t = target.trim();
     if t.is_empty() {
         return Err(QueryError::Invalid(
@@ -67,7 +71,7 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
                 [] => {}
                 many => {
                     let mut many = many.to_vec();
-                    many.sort_by_key(|&e| g.entities[e as usize].first_ns);
+                    many.sort_by_key(|&e| g.entity(e).first_ns);
                     return Err(QueryError::Ambiguous {
                         target: t.into(),
                         hint: format!("{} processes had pid {pid}; give a UUID", many.len()),
@@ -100,15 +104,7 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
     let hex: String = t.chars().filter(|&c| c != '-').collect();
     if hex.len() >= 8 && hex.len() < 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         let lower = t.to_ascii_lowercase();
-        let hits: Vec<EntityId> = (0..g.entities.len() as EntityId)
-            .filter(|&e| {
-                g.entities[e as usize]
-                    .uuid
-                    .hyphenated()
-                    .to_string()
-                    .starts_with(&lower)
-            })
-            .collect();
+        let hits: Vec<EntityId> = g.uuid_prefix(&lower);
         match hits.as_slice() {
             [e] => return found(*e, "uuid-prefix"),
             [] => {}
@@ -128,32 +124,26 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
 
     // Suffix of a known name, on a `/` boundary, and process names.
     let rel = t.trim_start_matches("./");
-    let names: BTreeSet<&str> = if looks_like_path && !rel.is_empty() {
-        g.names()
-            .filter(|n| {
-                n.len() > rel.len()
-                    && n.ends_with(rel)
-                    && n.as_bytes()[n.len() - rel.len() - 1] == b'/'
-            })
-            .collect()
-    } else {
-        BTreeSet::new()
-    };
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    if looks_like_path && !rel.is_empty() {
+        g.for_each_name(&mut |n| {
+            if n.len() > rel.len()
+                && n.ends_with(rel)
+                && n.as_bytes()[n.len() - rel.len() - 1] == b'/'
+            {
+                names.insert(n.to_string());
+            }
+        });
+    }
     let procs: Vec<EntityId> = if t.contains('/') {
         Vec::new()
     } else {
-        (0..g.entities.len() as EntityId)
-            .filter(|&e| {
-                let ent = &g.entities[e as usize];
-                ent.kind == EntityKind::Process
-                    && ent.versions.iter().any(|&v| g.nodes[v as usize].label == t)
-            })
-            .collect()
+        g.processes_labelled(t)
     };
     match (names.len(), procs.len()) {
         (0, 0) => {}
         (1, 0) => {
-            let name = *names.iter().next().expect("one name");
+            let name = names.iter().next().expect("one name");
             return timed(g.by_name(name), name, "suffix");
         }
         (0, 1) => return found(procs[0], "process-name"),
@@ -176,8 +166,8 @@ pub fn resolve(g: &Graph, target: &str, opts: &ResolveOptions) -> Result<Resolve
 
 /// Among the entities a name denoted over time, the one current at `at`, or
 /// the latest/earliest.
-fn by_time(
-    g: &Graph,
+fn by_time<G: GraphRead + ?Sized>(
+    g: &G,
     list: &[EntityId],
     name: &str,
     matched: &'static str,
@@ -185,10 +175,10 @@ fn by_time(
     origin: u64,
 ) -> Resolved {
     let mut list = list.to_vec();
-    list.sort_by_key(|&e| (g.entities[e as usize].first_ns, e));
+    list.sort_by_key(|&e| (g.entity(e).first_ns, e));
     let pick = match opts.at {
         Some(at) => {
-            let i = list.partition_point(|&e| g.entities[e as usize].first_ns <= at);
+            let i = list.partition_point(|&e| g.entity(e).first_ns <= at);
             list[i.saturating_sub(1)]
         }
         None if opts.prefer_latest => *list.last().expect("non-empty"),
@@ -199,8 +189,8 @@ fn by_time(
         notes.push(format!(
             "{name:?} named {} different objects over time; using the one first seen at {} (choose another with --at or a UUID: {})",
             list.len(),
-            fmt_rel(g.entities[pick as usize].first_ns, origin),
-            list.iter().map(|&e| g.entities[e as usize].uuid.to_string()).collect::<Vec<_>>().join(", ")
+            fmt_rel(g.entity(pick).first_ns, origin),
+            list.iter().map(|&e| g.entity(e).uuid.to_string()).collect::<Vec<_>>().join(", ")
         ));
     }
     Resolved {
@@ -210,8 +200,8 @@ fn by_time(
     }
 }
 
-fn candidate(g: &Graph, e: EntityId, origin: u64) -> String {
-    let ent = &g.entities[e as usize];
+fn candidate<G: GraphRead + ?Sized>(g: &G, e: EntityId, origin: u64) -> String {
+    let ent = &g.entity(e);
     format!(
         "{}  {}  first seen {}",
         ent.uuid,
@@ -240,13 +230,9 @@ fn normalize(p: &Path) -> Option<String> {
 }
 
 /// Up to 5 known names (or pids) closest to `t`.
-fn closest(g: &Graph, t: &str) -> Vec<String> {
+fn closest<G: GraphRead + ?Sized>(g: &G, t: &str) -> Vec<String> {
     if let Ok(pid) = t.parse::<u32>() {
-        let mut pids: Vec<u32> = g
-            .entities
-            .iter()
-            .filter_map(|e| e.process.as_deref().map(|p| p.pid))
-            .collect();
+        let mut pids: Vec<u32> = g.process_pids();
         pids.sort_unstable();
         pids.dedup();
         pids.sort_by_key(|&p| (p.abs_diff(pid), p));
@@ -265,14 +251,13 @@ fn closest(g: &Graph, t: &str) -> Vec<String> {
         s.to_lowercase()
     };
     let tk = key(t);
-    let mut pool: BTreeSet<&str> = g.names().collect();
-    for ent in &g.entities {
-        if ent.kind == EntityKind::Process {
-            pool.insert(&g.nodes[ent.current() as usize].label);
-        }
-    }
+    let mut pool: BTreeSet<String> = BTreeSet::new();
+    g.for_each_name(&mut |n| {
+        pool.insert(n.to_string());
+    });
+    pool.extend(g.process_labels());
     let mut scored: Vec<(usize, usize, &str)> = pool
-        .into_iter()
+        .iter()
         .map(|n| {
             let nk = key(n);
             let d = if nk.contains(&tk) {
@@ -280,7 +265,7 @@ fn closest(g: &Graph, t: &str) -> Vec<String> {
             } else {
                 levenshtein(&tk, &nk)
             };
-            (d, n.len(), n)
+            (d, n.len(), n.as_str())
         })
         .collect();
     scored.sort();

@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tomo_store::{EdgeId, EdgeKind, EntityKind, Graph, NodeId};
+use tomo_store::{EdgeId, EdgeKind, EntityKind, Graph, GraphRead, NodeId};
 use uuid::Uuid;
 
 /// The node object of `tomo graph --json` (and of every answer that names a
@@ -27,8 +27,8 @@ pub struct NodeView<'a> {
 }
 
 impl<'a> NodeView<'a> {
-    pub fn new(g: &'a Graph, n: NodeId) -> NodeView<'a> {
-        let node = &g.nodes[n as usize];
+    pub fn new<G: GraphRead + ?Sized>(g: &'a G, n: NodeId) -> NodeView<'a> {
+        let node = &g.node(n);
         let ent = g.entity_of(n);
         let (pid, exe, argv) = match (ent.process.as_deref(), exe_argv(g, n)) {
             (Some(info), Some((exe, argv))) => (Some(info.pid), exe, Some(argv)),
@@ -61,8 +61,8 @@ pub struct NodeRef<'a> {
 }
 
 impl<'a> NodeRef<'a> {
-    pub fn new(g: &'a Graph, n: NodeId) -> NodeRef<'a> {
-        let node = &g.nodes[n as usize];
+    pub fn new<G: GraphRead + ?Sized>(g: &'a G, n: NodeId) -> NodeRef<'a> {
+        let node = &g.node(n);
         let ent = g.entity_of(n);
         NodeRef {
             id: n,
@@ -92,8 +92,8 @@ pub struct EdgeView {
 }
 
 impl EdgeView {
-    pub fn new(g: &Graph, e: EdgeId) -> EdgeView {
-        let x = &g.edges[e as usize];
+    pub fn new<G: GraphRead + ?Sized>(g: &G, e: EdgeId) -> EdgeView {
+        let x = &g.edge(e);
         EdgeView {
             src: x.src,
             dst: x.dst,
@@ -126,8 +126,8 @@ pub struct ViaView {
 }
 
 impl ViaView {
-    pub fn new(g: &Graph, e: EdgeId) -> ViaView {
-        let x = &g.edges[e as usize];
+    pub fn new<G: GraphRead + ?Sized>(g: &G, e: EdgeId) -> ViaView {
+        let x = &g.edge(e);
         ViaView {
             kind: x.kind.as_str(),
             ts_ns: x.ts_ns,
@@ -147,19 +147,16 @@ impl ViaView {
 /// Exe and argv of a process node at its version: the last program image
 /// started before the next version of the process began (or the image it
 /// inherited at fork when it never exec'd). `None` for objects.
-pub fn exe_argv(g: &Graph, n: NodeId) -> Option<(Option<&str>, &[String])> {
+pub fn exe_argv<G: GraphRead + ?Sized>(g: &G, n: NodeId) -> Option<(Option<&str>, &[String])> {
     let ent = g.entity_of(n);
     let info = ent.process.as_deref()?;
-    let node = &g.nodes[n as usize];
+    let node = &g.node(n);
     let pos = ent
         .versions
         .iter()
         .position(|&v| v == n)
         .unwrap_or(node.version as usize);
-    let next = ent
-        .versions
-        .get(pos + 1)
-        .map(|&v| g.nodes[v as usize].created_ns);
+    let next = ent.versions.get(pos + 1).map(|&v| g.node(v).created_ns);
     match info.execs.iter().rev().find(|x| match next {
         Some(t) => x.ts_ns < t,
         None => true,
@@ -171,8 +168,8 @@ pub fn exe_argv(g: &Graph, n: NodeId) -> Option<(Option<&str>, &[String])> {
 
 /// The first event of the recording: the earliest time anything appeared.
 /// Relative times (`+12.345ms`) are measured from here.
-pub fn origin_ns(g: &Graph) -> u64 {
-    g.entities.iter().map(|e| e.first_ns).min().unwrap_or(0)
+pub fn origin_ns<G: GraphRead + ?Sized>(g: &G) -> u64 {
+    g.origin_ns()
 }
 
 /// The last known time of the recording.
@@ -296,8 +293,8 @@ pub struct TextOptions {
 
 /// One-line human description of a node: `gzip[pid 12] gzip -9 -c v1`,
 /// `/out.tgz`, `pipe:[77]`, `socket 127.0.0.1:8080`.
-pub fn describe(g: &Graph, n: NodeId, opts: &TextOptions) -> String {
-    let node = &g.nodes[n as usize];
+pub fn describe<G: GraphRead + ?Sized>(g: &G, n: NodeId, opts: &TextOptions) -> String {
+    let node = &g.node(n);
     let ent = g.entity_of(n);
     let mut s = match ent.process.as_deref() {
         Some(info) => {
@@ -323,8 +320,8 @@ pub fn describe(g: &Graph, n: NodeId, opts: &TextOptions) -> String {
 
 /// An object's name with its kind when the name does not say it:
 /// `/d/a`, `pipe:[77]`, `socket 127.0.0.1:8080`, `dir /d`.
-pub fn object_name(g: &Graph, n: NodeId) -> String {
-    let node = &g.nodes[n as usize];
+pub fn object_name<G: GraphRead + ?Sized>(g: &G, n: NodeId) -> String {
+    let node = &g.node(n);
     let ent = g.entity_of(n);
     let label = clean(&node.label);
     let kind = ent.kind.as_str();
@@ -336,18 +333,18 @@ pub fn object_name(g: &Graph, n: NodeId) -> String {
 }
 
 /// The main name of an entity: its first path or address, else its label.
-pub fn entity_path(g: &Graph, n: NodeId) -> &str {
+pub fn entity_path<G: GraphRead + ?Sized>(g: &G, n: NodeId) -> &str {
     let ent = g.entity_of(n);
     ent.names
         .first()
         .map(|s| s.as_str())
-        .unwrap_or(&g.nodes[n as usize].label)
+        .unwrap_or(&g.node(n).label)
 }
 
 /// The verb phrase of an edge: `read 1.2 KiB`, `wrote 0 B (openat)`,
 /// `loaded`, `spawned`, `exec`.
-pub fn edge_phrase(g: &Graph, e: EdgeId) -> String {
-    let x = &g.edges[e as usize];
+pub fn edge_phrase<G: GraphRead + ?Sized>(g: &G, e: EdgeId) -> String {
+    let x = &g.edge(e);
     let plain_read = ["read", "pread64", "readv", "preadv", "preadv2"];
     let plain_write = ["write", "pwrite64", "writev", "pwritev", "pwritev2"];
     let with_call = |verb: &str, plain: &[&str]| {

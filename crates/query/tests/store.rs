@@ -10,7 +10,7 @@ use tomo_event::*;
 use tomo_ingest::index::{self, BadStore};
 use tomo_log::{RecordingMeta, Writer, WriterOptions};
 use tomo_query::{LineageOptions, DEFAULT_MAX_NODES};
-use tomo_store::{disk, Graph};
+use tomo_store::{disk, Graph, GraphRead};
 
 /// Every answer the CLI can give, as one string.
 fn dump(g: &Graph) -> String {
@@ -137,7 +137,25 @@ fn store_answers_equal_replay_answers() {
         let (g, rep) = index::update(&log, &idx, BadStore::Fail, &mut |_| {}).unwrap();
         assert_eq!(rep.events_added, rec.evs.len() as u64, "{name}");
         assert!(rep.written.is_some());
-        let opened = disk::open(&idx).unwrap().graph;
+        let opened = disk::open(&idx).unwrap();
+        // Every UUID is recomputed from the roots, none stored: 16 bytes
+        // per entity less than a store written without roots (which costs
+        // a recipe byte, and a generation byte per object, back).
+        let raw_ents = |s: &disk::Sizes| s.sections.iter().find(|x| x.0 == "ENTS").unwrap().2;
+        let other = dir.path().join("no-roots.idx");
+        let no_roots = disk::Extra {
+            uuid_roots: Vec::new(),
+            ..opened.extra.clone()
+        };
+        let without = disk::write(&other, &opened.graph, &no_roots).unwrap();
+        let n = opened.graph.entities.len() as u64;
+        assert!(
+            raw_ents(&without) >= raw_ents(&opened.sizes) + 14 * n,
+            "{name}: UUIDs not recomputed ({} vs {} bytes for {n} entities)",
+            raw_ents(&without),
+            raw_ents(&opened.sizes)
+        );
+        let opened = opened.graph;
         let want = dump(&replay);
         assert_eq!(dump(&g), want, "{name}: graph returned by the update");
         assert_eq!(dump(&opened), want, "{name}: graph opened from the store");
@@ -147,6 +165,99 @@ fn store_answers_equal_replay_answers() {
         assert_eq!(rep.events_added, 0);
         assert!(rep.written.is_none());
         assert_eq!(dump(&g2), want, "{name}: reopened");
+    }
+}
+
+/// `why` and target resolution on any graph reader, as one string: what
+/// `tomo why` prints, in JSON and as text, for a spread of entities and
+/// names, at several depths and times.
+fn why_dump<G: tomo_store::GraphRead + ?Sized>(g: &G, names: &[&str]) -> String {
+    let mut w: Vec<u8> = Vec::new();
+    let n = g.entity_count() as u32;
+    let origin = tomo_query::origin_ns(g);
+    let topts = tomo_query::TextOptions {
+        origin_ns: origin,
+        uuids: true,
+        all: false,
+    };
+    let step = (n / 40).max(1);
+    for e in (0..n).step_by(step as usize) {
+        for (depth, at) in [(None, None), (Some(2), Some(origin + 40 * STEP))] {
+            let opts = LineageOptions {
+                depth,
+                at,
+                max_nodes: 500,
+            };
+            let t = tomo_query::why(g, e, &opts);
+            t.write_json(g, &mut w).unwrap();
+            t.write_text(g, &topts, &mut w).unwrap();
+        }
+    }
+    for name in names {
+        let ropts = tomo_query::ResolveOptions {
+            cwd: Some("/w".into()),
+            at: None,
+            prefer_latest: true,
+        };
+        let r = tomo_query::resolve(g, name, &ropts);
+        w.extend_from_slice(
+            format!("{name}: {:?}\n", r.map(|r| (r.entity, r.matched, r.notes))).as_bytes(),
+        );
+    }
+    String::from_utf8(w).unwrap()
+}
+
+#[test]
+fn the_store_read_in_place_answers_why_like_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, rec) in scenarios() {
+        let log = dir.path().join(format!("{name}.tomo"));
+        write_log(&log, &rec.evs, 4096).finish().unwrap();
+        let idx = index::default_path(&log);
+        index::update(&log, &idx, BadStore::Fail, &mut |_| {}).unwrap();
+        assert!(index::is_current(&log, &idx).unwrap());
+        let replay = tomo_ingest::build(rec.evs.iter());
+        let mut names: Vec<String> = Vec::new();
+        replay.for_each_name(&mut |n| names.push(n.to_string()));
+        names.sort();
+        names.truncate(30);
+        let mut names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        // Suffixes, process names, pids, UUIDs and prefixes, misses.
+        let u = replay.entities[1].uuid.to_string();
+        names.extend([
+            "out.tgz",
+            "gzip",
+            "p1",
+            "sh",
+            "11",
+            "99999",
+            "nope",
+            "f/3",
+            &u,
+            &u[..8],
+        ]);
+        let want = why_dump(&replay, &names);
+        let (g, _) = index::update(&log, &idx, BadStore::Fail, &mut |_| {}).unwrap();
+        let extra = disk::open(&idx).unwrap().extra;
+        // Chunks of 4096 (one per section here), then of 7 items: every
+        // delta restarts at chunk boundaries, in memory and in place.
+        for per_chunk in [4096, 7] {
+            disk::write_with(&idx, &g, &extra, per_chunk).unwrap();
+            assert_eq!(
+                dump(&disk::open(&idx).unwrap().graph),
+                dump(&replay),
+                "{name}"
+            );
+            // Small caches: chunks are evicted and decoded again.
+            for opts in [
+                disk::LazyOptions::default(),
+                disk::LazyOptions { cache_bytes: 0 },
+            ] {
+                let lazy = disk::Lazy::open(&idx, opts).unwrap();
+                assert_eq!(why_dump(&lazy, &names), want, "{name} {per_chunk}");
+                assert!(lazy.error().is_none(), "{name}: {:?}", lazy.error());
+            }
+        }
     }
 }
 

@@ -40,6 +40,7 @@ fn cat_redirect_through_log_and_ingest() {
         source: "audit".into(),
         command: Vec::new(),
         cut_from: None,
+        host_name: None,
     };
     let mut w = Writer::create(&path, meta, WriterOptions::default()).unwrap();
     for e in &evs {

@@ -13,9 +13,13 @@
 //! This in-memory form is rebuilt from the durable log, or loaded from the
 //! persistent store (`disk`, an index over the log); it is
 //! hand-written because adjacency by version and the versioning rule are the
-//! product's core and general graph crates model neither.
+//! product's core and general graph crates model neither. Queries read a
+//! graph through [`GraphRead`], which both this in-memory [`Graph`] and the
+//! store read in place ([`disk::Lazy`], decoding only what a query touches)
+//! implement.
 
 pub mod disk;
+pub mod ident;
 
 use serde::Serialize;
 
@@ -179,7 +183,7 @@ impl EdgeKind {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Edge {
     pub src: NodeId,
     pub dst: NodeId,
@@ -437,6 +441,144 @@ impl Graph {
             }
         }
         seen == self.nodes.len()
+    }
+}
+
+/// Read access to a provenance graph, whether it is all in memory
+/// ([`Graph`]) or read from a store as needed ([`disk::Lazy`]). Ids are those
+/// of the graph; asking for an id out of range is a bug of the caller (the
+/// in-memory graph panics; a store reader answers a placeholder and records
+/// an error, see [`disk::Lazy::error`]).
+pub trait GraphRead {
+    fn entity_count(&self) -> usize;
+    fn node_count(&self) -> usize;
+    fn edge_count(&self) -> usize;
+    fn entity(&self, e: EntityId) -> &Entity;
+    fn node(&self, n: NodeId) -> &Node;
+    fn edge(&self, e: EdgeId) -> &Edge;
+    /// Edges into `n`, in creation (time) order.
+    fn in_edges(&self, n: NodeId) -> &[EdgeId];
+    /// Edges out of `n`, in creation (time) order.
+    fn out_edges(&self, n: NodeId) -> &[EdgeId];
+    fn by_uuid(&self, u: &Uuid) -> Option<EntityId>;
+    /// Entities a name denoted, in the order they got it.
+    fn by_name(&self, name: &str) -> &[EntityId];
+    /// Process entities that had `pid`, in the order they were seen.
+    fn by_pid(&self, pid: u32) -> &[EntityId];
+    /// The earliest time any entity appeared (relative times count from it).
+    fn origin_ns(&self) -> u64;
+    /// Every name known for lookups, in no particular order.
+    fn for_each_name(&self, f: &mut dyn FnMut(&str));
+    /// Entities whose UUID, hyphenated in lower case, starts with `prefix`,
+    /// in id order.
+    fn uuid_prefix(&self, prefix: &str) -> Vec<EntityId>;
+    /// Process entities one of whose versions has this label, in id order.
+    fn processes_labelled(&self, label: &str) -> Vec<EntityId>;
+    /// The pid of every process entity, in id order.
+    fn process_pids(&self) -> Vec<u32>;
+    /// The labels of the processes' current versions, sorted, once each.
+    fn process_labels(&self) -> Vec<String>;
+
+    fn entity_of(&self, n: NodeId) -> &Entity {
+        self.entity(self.node(n).entity)
+    }
+
+    /// The version of `e` that was current at `ts_ns` (the last one created
+    /// at or before it), or the first version if all are later.
+    fn version_at(&self, e: EntityId, ts_ns: u64) -> NodeId {
+        let vs = &self.entity(e).versions;
+        let i = vs.partition_point(|&n| self.node(n).created_ns <= ts_ns);
+        vs[i.saturating_sub(1)]
+    }
+}
+
+impl GraphRead for Graph {
+    fn entity_count(&self) -> usize {
+        self.entities.len()
+    }
+    fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+    fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+    fn entity(&self, e: EntityId) -> &Entity {
+        &self.entities[e as usize]
+    }
+    fn node(&self, n: NodeId) -> &Node {
+        &self.nodes[n as usize]
+    }
+    fn edge(&self, e: EdgeId) -> &Edge {
+        &self.edges[e as usize]
+    }
+    fn in_edges(&self, n: NodeId) -> &[EdgeId] {
+        Graph::in_edges(self, n)
+    }
+    fn out_edges(&self, n: NodeId) -> &[EdgeId] {
+        Graph::out_edges(self, n)
+    }
+    fn by_uuid(&self, u: &Uuid) -> Option<EntityId> {
+        Graph::by_uuid(self, u)
+    }
+    fn by_name(&self, name: &str) -> &[EntityId] {
+        Graph::by_name(self, name)
+    }
+    fn by_pid(&self, pid: u32) -> &[EntityId] {
+        Graph::by_pid(self, pid)
+    }
+    fn origin_ns(&self) -> u64 {
+        self.entities.iter().map(|e| e.first_ns).min().unwrap_or(0)
+    }
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        for n in self.by_name.keys() {
+            f(n);
+        }
+    }
+    fn uuid_prefix(&self, prefix: &str) -> Vec<EntityId> {
+        (0..self.entities.len() as EntityId)
+            .filter(|&e| {
+                self.entities[e as usize]
+                    .uuid
+                    .hyphenated()
+                    .to_string()
+                    .starts_with(prefix)
+            })
+            .collect()
+    }
+    fn processes_labelled(&self, label: &str) -> Vec<EntityId> {
+        (0..self.entities.len() as EntityId)
+            .filter(|&e| {
+                let ent = &self.entities[e as usize];
+                ent.kind == EntityKind::Process
+                    && ent
+                        .versions
+                        .iter()
+                        .any(|&v| self.nodes[v as usize].label == label)
+            })
+            .collect()
+    }
+    fn process_pids(&self) -> Vec<u32> {
+        self.entities
+            .iter()
+            .filter_map(|e| e.process.as_deref().map(|p| p.pid))
+            .collect()
+    }
+    fn process_labels(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .entities
+            .iter()
+            .filter(|e| e.kind == EntityKind::Process)
+            .map(|e| self.nodes[e.current() as usize].label.clone())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+    fn entity_of(&self, n: NodeId) -> &Entity {
+        Graph::entity_of(self, n)
+    }
+    fn version_at(&self, e: EntityId, ts_ns: u64) -> NodeId {
+        Graph::version_at(self, e, ts_ns)
     }
 }
 

@@ -10,11 +10,21 @@
 //! reading data files; a stream of short processes (fork, exec a Zipf-chosen
 //! binary, map the shared libraries everyone maps, read configs, write
 //! outputs, sometimes through a pipe to a sibling) spawned by a shell.
+//!
+//! `--recording FILE` measures real recordings (`tomo record` output)
+//! instead of synthetic ones. `--compare sqlite,duckdb,networkx` then asks
+//! the same question of what a user would otherwise use: the ingested graph
+//! is exported (nodes and edges as CSV), `store_compare.py` loads it into
+//! SQLite, DuckDB and a NetworkX graph and runs the same bounded-depth
+//! backward lineage (recursive CTE / BFS) on the same targets, checking
+//! that every answer has the node set Tomo's `why` gives.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
+use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 use tomo_event::*;
 use tomo_ingest::index::{self, BadStore};
@@ -23,9 +33,14 @@ use tomo_log::{RecordingMeta, Writer, WriterOptions};
 #[derive(Parser)]
 #[command(about = "Store benchmark: ingest rate, bytes/event, lineage latency (issue #4)")]
 struct Args {
-    /// Workload sizes in events, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    /// Synthetic workload sizes in events, comma-separated (default
+    /// 1000000,10000000 unless --recording is given).
+    #[arg(long, value_delimiter = ',')]
     events: Vec<u64>,
+    /// A real recording to measure (repeatable); it is only read: its store
+    /// is written into --dir.
+    #[arg(long)]
+    recording: Vec<PathBuf>,
     /// Where to write the recordings and stores.
     #[arg(long, default_value = "/tmp/tomo-store-bench")]
     dir: PathBuf,
@@ -43,6 +58,32 @@ struct Args {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Also load the same graph into these and ask them the same lineage
+    /// question: comma-separated, of sqlite, duckdb, networkx.
+    #[arg(long, value_delimiter = ',')]
+    compare: Vec<String>,
+    /// Depth of the compared lineage question.
+    #[arg(long, default_value_t = 3)]
+    compare_depth: usize,
+    /// Compare whole node sets (not only their sizes) on this many targets.
+    #[arg(long, default_value_t = 50)]
+    check_sets: usize,
+    /// Seconds each compared system may spend on its lineage queries; the
+    /// targets not reached are reported (0: no limit).
+    #[arg(long, default_value_t = 1800)]
+    compare_budget_s: u64,
+    /// Memory the whole run may use (MiB): NetworkX's load is abandoned,
+    /// and reported, when this process and it together would exceed it.
+    #[arg(long, default_value_t = 8192)]
+    max_rss_mib: u64,
+}
+
+const SYSTEMS: [&str; 3] = ["sqlite", "duckdb", "networkx"];
+
+/// What one run measures: a synthetic recording of `n` events, or a real one.
+enum Input {
+    Synthetic(u64),
+    Recording(PathBuf),
 }
 
 struct Rng(u64);
@@ -509,21 +550,67 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-fn run(a: &Args, n: u64) -> Result<serde_json::Value> {
+/// Bytes of a recording: its file, or the segments of an agent's directory.
+fn log_size(p: &Path) -> Result<u64> {
+    let md = std::fs::metadata(p).with_context(|| p.display().to_string())?;
+    if !md.is_dir() {
+        return Ok(md.len());
+    }
+    let mut n = 0;
+    for e in std::fs::read_dir(p).with_context(|| p.display().to_string())? {
+        let e = e?;
+        if e.file_name().to_string_lossy().ends_with(".tseg") {
+            n += e.metadata()?.len();
+        }
+    }
+    Ok(n)
+}
+
+fn run(a: &Args, input: &Input) -> Result<serde_json::Value> {
     std::fs::create_dir_all(&a.dir).with_context(|| a.dir.display().to_string())?;
-    let log = a.dir.join(format!("synthetic-{n}.tomo"));
-    let idx = index::default_path(&log);
-    let _ = std::fs::remove_file(&idx);
-    eprintln!("store_bench: generating {n} events into {}", log.display());
-    let (log_bytes, gen_s) = generate(&log, n, a.seed)?;
+    let (name, log, idx, gen_s) = match input {
+        Input::Synthetic(n) => {
+            let log = a.dir.join(format!("synthetic-{n}.tomo"));
+            let idx = index::default_path(&log);
+            let _ = std::fs::remove_file(&idx);
+            eprintln!("store_bench: generating {n} events into {}", log.display());
+            let (_, gen_s) = generate(&log, *n, a.seed)?;
+            (format!("synthetic-{n}"), log, idx, gen_s)
+        }
+        Input::Recording(p) => {
+            let stem = p
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "recording".into());
+            // The recording is only read; its store goes into --dir.
+            let idx = a.dir.join(format!("{stem}.idx"));
+            let _ = std::fs::remove_file(&idx);
+            (stem, p.clone(), idx, 0.0)
+        }
+    };
+    let log_bytes = log_size(&log)?;
 
     // 1. Build the store from the recording: what `tomo index` does.
-    eprintln!("store_bench: indexing");
+    eprintln!("store_bench: indexing {}", log.display());
     let t = Instant::now();
-    let (g, rep) = index::update(&log, &idx, BadStore::Rebuild, &mut |_| {})?;
+    let (g, rep) = index::update(&log, &idx, BadStore::Rebuild, &mut |_| {})
+        .with_context(|| log.display().to_string())?;
     let build_s = t.elapsed().as_secs_f64();
     if let Some(e) = rep.write_error {
         return Err(e.into());
+    }
+    if let Some(d) = &rep.damage {
+        eprintln!(
+            "store_bench: {}: damaged log, measuring the intact part: {d:?}",
+            log.display()
+        );
+    }
+    let n = match input {
+        Input::Synthetic(n) => *n,
+        Input::Recording(_) => rep.events_before + rep.events_added,
+    };
+    if n == 0 {
+        bail!("{}: no events", log.display());
     }
     let store_bytes = std::fs::metadata(&idx)?.len();
     let (entities, nodes, edges) = (g.entities.len(), g.nodes.len(), g.edges.len());
@@ -592,6 +679,10 @@ fn run(a: &Args, n: u64) -> Result<serde_json::Value> {
         .map(|(tag, stored, raw)| serde_json::json!({"section": tag, "bytes": stored, "raw_bytes": raw}))
         .collect();
     let g = opened.graph;
+    if g.entities.is_empty() {
+        bail!("{}: the graph has no entities", log.display());
+    }
+    let targets = pick_targets(a, &g);
     let mut lineage = Vec::new();
     for &depth in &a.depth {
         let opts = tomo_query::LineageOptions {
@@ -600,33 +691,51 @@ fn run(a: &Args, n: u64) -> Result<serde_json::Value> {
             max_nodes: tomo_query::DEFAULT_MAX_NODES,
         };
         // The same targets for every depth.
-        let mut rng = Rng(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        let mut lat = Vec::with_capacity(a.targets);
+        let mut lat = Vec::with_capacity(targets.len());
         let mut tree_nodes = 0usize;
-        for _ in 0..a.targets {
-            let e = rng.below(g.entities.len() as u64) as u32;
+        for &e in &targets {
             let t = Instant::now();
             let tree = tomo_query::why(&g, e, &opts);
             lat.push(t.elapsed().as_secs_f64() * 1e3);
             tree_nodes += tree.graph_nodes().count();
         }
         lat.sort_by(|a, b| a.total_cmp(b));
+        // The same questions on the store read in place, as `tomo why`
+        // asks them: a fresh reader per target (open + why + JSON answer).
+        let mut lazy = Vec::with_capacity(targets.len());
+        let (mut lazy_nodes, mut chunks) = (0usize, 0u64);
+        for &e in &targets {
+            let t = Instant::now();
+            let l = tomo_store::disk::Lazy::open(&idx, Default::default())?;
+            let tree = tomo_query::why(&l, e, &opts);
+            tree.write_json(&l, &mut std::io::sink())?;
+            lazy.push(t.elapsed().as_secs_f64() * 1e3);
+            lazy_nodes += tree.graph_nodes().count();
+            chunks += l.chunks_read();
+            if let Some(err) = l.error() {
+                bail!("{err}");
+            }
+        }
+        if lazy_nodes != tree_nodes {
+            bail!("the store read in place answered {lazy_nodes} nodes, in memory {tree_nodes}");
+        }
+        lazy.sort_by(|a, b| a.total_cmp(b));
         lineage.push(serde_json::json!({
             "depth": depth,
-            "targets": a.targets,
+            "targets": targets.len(),
             "p50_ms": pct(&lat, 0.5),
             "p99_ms": pct(&lat, 0.99),
             "max_ms": pct(&lat, 1.0),
-            "mean_tree_nodes": tree_nodes as f64 / a.targets.max(1) as f64,
+            "mean_tree_nodes": tree_nodes as f64 / targets.len().max(1) as f64,
+            "in_place_p50_ms": pct(&lazy, 0.5),
+            "in_place_p99_ms": pct(&lazy, 0.99),
+            "in_place_mean_chunks": chunks as f64 / targets.len().max(1) as f64,
         }));
     }
     let rss = max_rss_mib();
-    if !a.keep {
-        let _ = std::fs::remove_file(&log);
-        let _ = std::fs::remove_file(&idx);
-    }
     let per = |b: u64| b as f64 / n as f64;
-    Ok(serde_json::json!({
+    let mut report = serde_json::json!({
+        "input": name,
         "events": n,
         "read_events": read_n,
         "entities": entities, "nodes": nodes, "edges": edges,
@@ -643,17 +752,364 @@ fn run(a: &Args, n: u64) -> Result<serde_json::Value> {
         "lineage": lineage,
         "max_rss_mib": rss,
         "sections": sections,
+    });
+
+    // 4. The same question asked of SQLite, DuckDB and NetworkX.
+    if !a.compare.is_empty() {
+        let dir = a.dir.join(format!("compare-{name}"));
+        let tomo = compare_prepare(a, &g, &targets, &dir)?;
+        drop(g);
+        report["compare"] = compare_run(a, n, &report, tomo, &dir)?;
+        if !a.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    if !a.keep {
+        if let Input::Synthetic(_) = input {
+            let _ = std::fs::remove_file(&log);
+        }
+        let _ = std::fs::remove_file(&idx);
+    }
+    Ok(report)
+}
+
+/// The lineage targets: entities chosen uniformly (seeded), the same for
+/// every depth and every compared system.
+fn pick_targets(a: &Args, g: &tomo_store::Graph) -> Vec<u32> {
+    let mut rng = Rng(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    (0..a.targets)
+        .map(|_| rng.below(g.entities.len() as u64) as u32)
+        .collect()
+}
+
+/// Tomo's side of the comparison, measured before the graph is dropped.
+struct TomoAnswers {
+    /// Latency of each uncapped `why` (ms), in target order.
+    lat_ms: Vec<f64>,
+    mean_nodes: f64,
+    export_s: f64,
+    export_bytes: u64,
+}
+
+/// Answers the compared question with Tomo (`why --depth D`, without the
+/// node cap, since the other systems return whole answers), and writes
+/// what the other systems load and check against:
+/// - `nodes.csv`: `id,entity,version`, one graph node (entity version) a line;
+/// - `edges.csv`: `src,dst,ts,last,kind`, one graph edge a line, data
+///   flowing src → dst, `ts`/`last` the times of its first and last event
+///   (merged repeats), `kind` as `EdgeKind::as_str` (`version` links two
+///   versions of one entity);
+/// - `targets.csv`: `entity,node,answer_nodes`: the start node (the
+///   entity's latest version) and the size of Tomo's answer (distinct
+///   graph nodes, folded versions included);
+/// - `sets.txt`: Tomo's whole answer for the first `--check-sets` targets,
+///   one line of node ids each.
+fn compare_prepare(
+    a: &Args,
+    g: &tomo_store::Graph,
+    targets: &[u32],
+    dir: &Path,
+) -> Result<TomoAnswers> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let create = |f: &str| -> Result<BufWriter<std::fs::File>> {
+        let p = dir.join(f);
+        Ok(BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&p).with_context(|| p.display().to_string())?,
+        ))
+    };
+    eprintln!(
+        "store_bench: Tomo why --depth {} without the node cap on {} targets",
+        a.compare_depth,
+        targets.len()
+    );
+    let opts = tomo_query::LineageOptions {
+        depth: Some(a.compare_depth),
+        at: None,
+        max_nodes: usize::MAX,
+    };
+    let mut tw = create("targets.csv")?;
+    let mut sw = create("sets.txt")?;
+    writeln!(tw, "entity,node,answer_nodes")?;
+    let mut lat_ms = Vec::with_capacity(targets.len());
+    let mut total = 0usize;
+    for (i, &e) in targets.iter().enumerate() {
+        let t = Instant::now();
+        let tree = tomo_query::why(g, e, &opts);
+        lat_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let mut set: Vec<u32> = tree.graph_nodes().collect();
+        set.sort_unstable();
+        set.dedup();
+        total += set.len();
+        writeln!(tw, "{e},{},{}", tree.root().node, set.len())?;
+        if i < a.check_sets {
+            let line: Vec<String> = set.iter().map(|n| n.to_string()).collect();
+            writeln!(sw, "{}", line.join(" "))?;
+        }
+    }
+    tw.flush()?;
+    sw.flush()?;
+
+    eprintln!(
+        "store_bench: exporting {} nodes and {} edges to {}",
+        g.nodes.len(),
+        g.edges.len(),
+        dir.display()
+    );
+    let t = Instant::now();
+    let mut nw = create("nodes.csv")?;
+    writeln!(nw, "id,entity,version")?;
+    for (i, n) in g.nodes.iter().enumerate() {
+        writeln!(nw, "{i},{},{}", n.entity, n.version)?;
+    }
+    nw.flush()?;
+    let mut ew = create("edges.csv")?;
+    writeln!(ew, "src,dst,ts,last,kind")?;
+    for e in &g.edges {
+        writeln!(
+            ew,
+            "{},{},{},{},{}",
+            e.src,
+            e.dst,
+            e.ts_ns,
+            e.last_ns,
+            e.kind.as_str()
+        )?;
+    }
+    ew.flush()?;
+    let export_s = t.elapsed().as_secs_f64();
+    let export_bytes = ["nodes.csv", "edges.csv"]
+        .iter()
+        .map(|f| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    Ok(TomoAnswers {
+        lat_ms,
+        mean_nodes: total as f64 / targets.len().max(1) as f64,
+        export_s,
+        export_bytes,
+    })
+}
+
+/// This process's resident memory now (MiB), from /proc.
+fn rss_now_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `store_compare.py` on the exported graph and sets each system's
+/// figures next to Tomo's: `*_over_tomo` is the system's figure divided by
+/// Tomo's (for the ingest rate above 1 means faster than Tomo; for bytes
+/// and latency above 1 means Tomo is smaller or faster).
+fn compare_run(
+    a: &Args,
+    n: u64,
+    report: &serde_json::Value,
+    tomo: TomoAnswers,
+    dir: &Path,
+) -> Result<serde_json::Value> {
+    let mut lat = tomo.lat_ms.clone();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let (tp50, tp99) = (pct(&lat, 0.5), pct(&lat, 0.99));
+    let f = |k: &str| report[k].as_f64().unwrap_or(0.0);
+    let (tomo_rate, tomo_bpe) = (f("index_build_events_per_s"), f("store_bytes_per_event"));
+    // Whatever this process still holds counts against the memory limit.
+    let rss_mib = rss_now_mib();
+    // Python checks its own size only now and then: leave it a margin.
+    let py_limit = (a.max_rss_mib as f64 * 0.95 - rss_mib).max(256.0);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("store_compare.py");
+    eprintln!(
+        "store_bench: {} {} (this process holds {rss_mib:.0} MiB; Python may use {py_limit:.0} MiB)",
+        script.display(),
+        a.compare.join(",")
+    );
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--systems")
+        .arg(a.compare.join(","))
+        .arg("--depth")
+        .arg(a.compare_depth.to_string())
+        .arg("--events")
+        .arg(n.to_string())
+        .arg("--check-sets")
+        .arg(a.check_sets.to_string())
+        .arg("--budget-s")
+        .arg(a.compare_budget_s.to_string())
+        .arg("--max-rss-mib")
+        .arg(format!("{py_limit:.0}"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run python3")?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    let mut py: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{}: output is not JSON", script.display()))?;
+    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+    if let Some(systems) = py["systems"].as_object_mut() {
+        for (_, s) in systems.iter_mut() {
+            let (load_s, bytes) = (s["load_s"].as_f64(), s["bytes"].as_f64());
+            let (p50, p99) = (s["p50_ms"].as_f64(), s["p99_ms"].as_f64());
+            let mut r = serde_json::Map::new();
+            if let Some(load_s) = load_s {
+                let rate = n as f64 / load_s;
+                s["events_per_s"] = rate.into();
+                r.insert("events_per_s".into(), ratio(rate, tomo_rate).into());
+            }
+            if let Some(b) = bytes {
+                let bpe = b / n as f64;
+                s["bytes_per_event"] = bpe.into();
+                r.insert("bytes_per_event".into(), ratio(bpe, tomo_bpe).into());
+            }
+            // A system that ran out of its budget answered the first
+            // `queries` targets: compare with Tomo on those same targets.
+            let q = s["queries"].as_u64().unwrap_or(0) as usize;
+            let (tp50, tp99) = if q > 0 && q < tomo.lat_ms.len() {
+                let mut same = tomo.lat_ms[..q].to_vec();
+                same.sort_by(|a, b| a.total_cmp(b));
+                s["tomo_same_targets"] = serde_json::json!({
+                    "targets": q, "p50_ms": pct(&same, 0.5), "p99_ms": pct(&same, 0.99),
+                });
+                (pct(&same, 0.5), pct(&same, 0.99))
+            } else {
+                (tp50, tp99)
+            };
+            if let Some(p) = p50 {
+                r.insert("p50".into(), ratio(p, tp50).into());
+            }
+            if let Some(p) = p99 {
+                r.insert("p99".into(), ratio(p, tp99).into());
+            }
+            s["over_tomo"] = r.into();
+        }
+    }
+    Ok(serde_json::json!({
+        "depth": a.compare_depth,
+        "targets": tomo.lat_ms.len(),
+        "tomo": {
+            "load_s": f("index_build_s"),
+            "events_per_s": tomo_rate,
+            "ingest_only_events_per_s": f("ingest_only_events_per_s"),
+            "bytes_per_event": tomo_bpe,
+            "p50_ms": tp50, "p99_ms": tp99, "max_ms": pct(&lat, 1.0),
+            "mean_answer_nodes": tomo.mean_nodes,
+        },
+        "export_s": tomo.export_s,
+        "export_bytes": tomo.export_bytes,
+        "rss_mib_before_python": rss_mib,
+        "python": py,
     }))
 }
 
+fn print_compare(c: &serde_json::Value, order: &[String]) {
+    let t = &c["tomo"];
+    let g = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "compare: why --depth {} without the node cap over {} targets (mean {:.0} graph nodes per answer); graph exported in {:.2} s ({} bytes of CSV)",
+        c["depth"],
+        c["targets"],
+        g(t, "mean_answer_nodes"),
+        g(c, "export_s"),
+        c["export_bytes"]
+    );
+    println!(
+        "  {:<9} {:>9} {:>22} {:>20} {:>20} {:>20}  answers",
+        "system",
+        "load s",
+        "events/s (x Tomo)",
+        "bytes/ev (x Tomo)",
+        "p50 ms (x Tomo)",
+        "p99 ms (x Tomo)"
+    );
+    println!(
+        "  {:<9} {:>9} {:>22.0} {:>20.2} {:>20.3} {:>20.3}  (index build; ingest alone {:.0} events/s)",
+        "tomo",
+        format!("{:.2}", g(t, "load_s")),
+        g(t, "events_per_s"),
+        g(t, "bytes_per_event"),
+        g(t, "p50_ms"),
+        g(t, "p99_ms"),
+        g(t, "ingest_only_events_per_s"),
+    );
+    for (name, s) in order
+        .iter()
+        .filter_map(|n| Some((n, c["python"]["systems"].get(n)?)))
+    {
+        if let Some(err) = s["error"].as_str() {
+            println!("  {name:<9} not measured: {err}");
+            continue;
+        }
+        let r = &s["over_tomo"];
+        let cell = |v: f64, x: f64, prec: usize| format!("{v:.prec$} ({x:.2}x)");
+        println!(
+            "  {:<9} {:>9.2} {:>22} {:>20} {:>20} {:>20}  {}/{} done, {} size and {}/{} set mismatches",
+            name,
+            g(s, "load_s"),
+            cell(g(s, "events_per_s"), g(r, "events_per_s"), 0),
+            cell(g(s, "bytes_per_event"), g(r, "bytes_per_event"), 2),
+            cell(g(s, "p50_ms"), g(r, "p50"), 3),
+            cell(g(s, "p99_ms"), g(r, "p99"), 3),
+            s["queries"],
+            c["targets"],
+            s["size_mismatches"],
+            s["set_mismatches"],
+            s["sets_checked"],
+        );
+        if let Some(note) = s["note"].as_str() {
+            println!("  {name:<9} note: {note}");
+        }
+        let same = &s["tomo_same_targets"];
+        if !same.is_null() {
+            println!(
+                "  {name:<9} latency ratios against Tomo on the same {} targets (p50 {:.3} ms, p99 {:.3} ms)",
+                same["targets"],
+                g(same, "p50_ms"),
+                g(same, "p99_ms")
+            );
+        }
+    }
+}
+
 fn main() -> Result<()> {
-    let a = Args::parse();
+    let mut a = Args::parse();
+    for s in &a.compare {
+        if !SYSTEMS.contains(&s.as_str()) {
+            bail!(
+                "--compare: unknown system {s:?} (known: {})",
+                SYSTEMS.join(", ")
+            );
+        }
+    }
+    if a.targets == 0 {
+        bail!("--targets must be at least 1");
+    }
+    if a.events.is_empty() && a.recording.is_empty() {
+        a.events = vec![1_000_000, 10_000_000];
+    }
+    let inputs: Vec<Input> = a
+        .events
+        .iter()
+        .map(|&n| Input::Synthetic(n))
+        .chain(a.recording.iter().cloned().map(Input::Recording))
+        .collect();
     let mut all = Vec::new();
-    for &n in &a.events {
-        let r = run(&a, n)?;
+    for input in &inputs {
+        let r = run(&a, input)?;
+        let n = r["events"].as_u64().unwrap_or(0).max(1);
         if !a.json {
             let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-            println!("== {} events (synthetic, seed {}) ==", n, a.seed);
+            match input {
+                Input::Synthetic(n) => println!("== {} events (synthetic, seed {}) ==", n, a.seed),
+                Input::Recording(p) => println!("== {} ({} events) ==", p.display(), n),
+            }
             println!(
                 "graph: {} entities, {} nodes, {} edges",
                 r["entities"], r["nodes"], r["edges"]
@@ -688,6 +1144,10 @@ fn main() -> Result<()> {
                     "why --depth {} over {} random targets: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (mean {:.1} tree nodes)",
                     l["depth"], l["targets"], g("p50_ms"), g("p99_ms"), g("max_ms"), g("mean_tree_nodes")
                 );
+                println!(
+                    "  on the store read in place (open + why + JSON): p50 {:.3} ms, p99 {:.3} ms (mean {:.1} chunks decoded)",
+                    g("in_place_p50_ms"), g("in_place_p99_ms"), g("in_place_mean_chunks")
+                );
             }
             let secs: Vec<String> = r["sections"]
                 .as_array()
@@ -703,6 +1163,9 @@ fn main() -> Result<()> {
                 .collect();
             println!("store bytes/event by section: {}", secs.join(", "));
             println!("peak RSS so far: {:.0} MiB", f("max_rss_mib"));
+            if !r["compare"].is_null() {
+                print_compare(&r["compare"], &a.compare);
+            }
         }
         all.push(r);
     }

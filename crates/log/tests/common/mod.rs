@@ -328,5 +328,6 @@ pub fn meta() -> tomo_log::RecordingMeta {
         source: "test".into(),
         command: vec!["make".into(), "-j2".into()],
         cut_from: None,
+        host_name: None,
     }
 }

@@ -33,6 +33,22 @@ pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// Appends an optional value: 0 for none, else the value plus one.
+pub fn put_opt(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        None => put(out, 0),
+        Some(v) => put(out, v.wrapping_add(1)),
+    }
+}
+
+/// Concatenates columns, each prefixed by its length, into `out`.
+pub fn columns(out: &mut Vec<u8>, cols: &[Vec<u8>]) {
+    out.clear();
+    for c in cols {
+        put_bytes(out, c);
+    }
+}
+
 /// A cursor over one decoded column; errors carry the position for the
 /// corruption report.
 pub struct Cur<'a> {
@@ -87,6 +103,27 @@ impl<'a> Cur<'a> {
     pub fn u32(&mut self) -> R<u32> {
         let v = self.u64()?;
         u32::try_from(v).or_else(|_| self.err(format!("{v} does not fit 32 bits")))
+    }
+
+    /// An optional value written by [`put_opt`].
+    pub fn opt(&mut self) -> R<Option<u64>> {
+        Ok(match self.u64()? {
+            0 => None,
+            v => Some(v - 1),
+        })
+    }
+
+    /// `N` columns written by [`columns`], which must be all of `buf`.
+    pub fn columns<const N: usize>(buf: &'a [u8], what: [&'static str; N]) -> R<[Cur<'a>; N]> {
+        let mut top = Cur::new(buf, what[0]);
+        let mut out: [Cur<'a>; N] = std::array::from_fn(|i| Cur::new(&[], what[i]));
+        for (i, c) in out.iter_mut().enumerate() {
+            *c = Cur::new(top.len_bytes()?, what[i]);
+        }
+        if !top.at_end() {
+            return top.err("bytes after the last column");
+        }
+        Ok(out)
     }
 
     pub fn i64(&mut self) -> R<i64> {

@@ -10,46 +10,69 @@
 //! ```text
 //! header (32 B): magic "\x89TIDX\r\n\x1a" | version u16 | flags u16 | sections u32
 //!                | file_len u64 | reserved u32 | crc32c(header[0..28]) u32
-//! section (32 B header + payload), in this order:
-//!   META  counts, event count, time span
-//!   STRS  string table: every label, name, path, argv word and call name once
-//!   ENTS  entities: uuid, kind, names, (dev, ino), process facts
-//!   NODE  versions (columns: entity delta, created_ns delta, label or
-//!         "same as the previous version")
-//!   EDGE  edges in creation order (columns: dst delta, src relative to dst,
-//!         kind, ts delta, duration, bytes, offset, call, merged events)
-//!   NAME  the name index (name -> entities, in the order they got it)
+//! section (32 B header, chunk directory, chunks), in this order:
+//!   META  counts, event count, time span, origin, UUID roots, edge symbols
+//!   STRS  every label, name, path, argv word and call name once, sorted
+//!         (a string's id is its rank), front-coded; 4096 per chunk
+//!   ENTS  entities: how to recompute the UUID (or the UUID), kind, names,
+//!         (dev, ino), process facts, versions; 4096 per chunk
+//!   NODE  versions with their incoming edges, 4096 versions per chunk
+//!   NAME  the name index (name -> entities), in string order
 //!   STAT  the ingest's working state (opaque, from tomo-ingest)
 //!   LPOS  the log position reached (opaque, from tomo-log)
 //! section header: tag [4] | codec u8 (1 = zstd) | reserved [3]
-//!                 | stored_len u64 | raw_len u64 | crc32c(stored payload) u32 | reserved u32
+//!                 | payload_len u64 | chunks u64 | crc32c(directory) u32
+//!                 | crc32c(header[0..28]) u32
+//! directory: per chunk (32 B): stored_len u64 | raw_len u64 | crc32c u32
+//!                 | items u32 | key u64
 //! ```
 //!
-//! Versions are `(entity, version#)`: a node's version number is its rank
-//! among its entity's nodes and an entity's version list is the nodes that
-//! name it, so neither is stored. Adjacency lists (by source and by
-//! destination, each in edge-creation, i.e. time, order) are derived from
-//! the edge column in one pass on open.
+//! Every chunk is compressed on its own (zstd) and checksummed in the
+//! directory, so a reader can decode only the chunks it needs
+//! ([`Lazy`]) while [`open`] decodes them all into a [`Graph`]. Edges are
+//! stored with their destination version (its incoming edges, in creation
+//! order, with their creation ids), so the edges into a version are one
+//! lookup; the edge that created a version (`version`, `exec`) is implied
+//! by the version and not stored. A node's version number is its rank
+//! among its entity's nodes.
 
+mod chunk;
 mod codec;
+mod lazy;
+
+pub use lazy::{memory_limit, Lazy, LazyOptions};
 
 use crate::{Edge, EdgeKind, Entity, EntityKind, ExecInfo, Graph, Node, ProcessInfo};
-use codec::{put, put_bytes, put_delta, Cur};
-use std::collections::HashMap;
+use chunk::{Ctx, EntChunk, NodeChunk};
+use codec::{put, put_opt, Cur};
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use uuid::Uuid;
 
 pub const MAGIC: [u8; 8] = *b"\x89TIDX\r\n\x1a";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 const HEADER_LEN: usize = 32;
 const SECTION_HEADER_LEN: usize = 32;
+const DIR_ENTRY_LEN: usize = 32;
 const CODEC_ZSTD: u8 = 1;
-const TAGS: [&[u8; 4]; 8] = [
-    b"META", b"STRS", b"ENTS", b"NODE", b"EDGE", b"NAME", b"STAT", b"LPOS",
+const TAGS: [&[u8; 4]; 7] = [
+    b"META", b"STRS", b"ENTS", b"NODE", b"NAME", b"STAT", b"LPOS",
 ];
-/// Refuse sections that claim to inflate beyond this (corruption guard).
-const MAX_RAW: u64 = 1 << 36;
+const META: usize = 0;
+const STRS: usize = 1;
+const ENTS: usize = 2;
+const NODE: usize = 3;
+const NAME: usize = 4;
+const STAT: usize = 5;
+const LPOS: usize = 6;
+/// Items per chunk of the chunked sections.
+const PER_CHUNK: usize = 4096;
+/// Opaque sections are cut into chunks of this many bytes.
+const OPAQUE_CHUNK: usize = 4 << 20;
+/// Refuse chunks that claim to inflate beyond this (corruption guard).
+const MAX_CHUNK_RAW: u64 = 64 << 20;
+/// At most this many UUID roots (host, boot) are tried per entity.
+const MAX_ROOTS: usize = 64;
 /// Under `cargo fuzz` (`--cfg fuzzing`) checksums are not compared, so that
 /// mutated inputs reach the decoders, which must hold without them.
 const ENFORCE_CHECKSUMS: bool = !cfg!(fuzzing);
@@ -86,6 +109,18 @@ pub struct Meta {
     pub last_ns: Option<u64>,
 }
 
+/// An edge symbol as the writer looks it up: kind, and the call's address
+/// and length (calls are static strings).
+type SymKey = (u8, usize, usize);
+
+fn sym_key(k: EdgeKind, call: &'static str) -> SymKey {
+    (k as u8, call.as_ptr() as usize, call.len())
+}
+
+/// A host id and a boot id, from which the ingest derives UUIDs
+/// ([`crate::ident`]).
+pub type UuidRoot = ([u8; 16], [u8; 16]);
+
 /// What a store holds besides the graph.
 #[derive(Clone, Debug, Default)]
 pub struct Extra {
@@ -94,14 +129,25 @@ pub struct Extra {
     pub ingest_state: Vec<u8>,
     /// Opaque log position (`tomo_log::Position`, encoded by the caller).
     pub log_pos: Vec<u8>,
+    /// The (host, boot) pairs of the events: the writer tries them to
+    /// recompute UUIDs instead of storing them (at most 64 are kept).
+    pub uuid_roots: Vec<UuidRoot>,
 }
 
 /// Byte sizes of the sections as written, for `tomo stats`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sizes {
     pub total: u64,
-    /// (tag, stored bytes, raw bytes)
+    /// (tag, stored bytes including the section header, raw bytes)
     pub sections: Vec<(String, u64, u64)>,
+}
+
+/// Entity, node, edge counts from META.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub entities: u64,
+    pub nodes: u64,
+    pub edges: u64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -111,8 +157,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-fn kind_code(k: EntityKind) -> u8 {
-    k as u8
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
 }
 
 fn kind_of(c: u8) -> Option<EntityKind> {
@@ -147,6 +197,7 @@ const EDGE_KINDS: [EdgeKind; 16] = [
 /// their call as a static string). Call names are a small closed set; the
 /// table is capped so that a hostile store cannot leak memory.
 fn intern(s: &str) -> Option<&'static str> {
+    use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static TABLE: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
     let mut t = TABLE
@@ -164,304 +215,119 @@ fn intern(s: &str) -> Option<&'static str> {
     Some(v)
 }
 
-/// String table under construction.
-#[derive(Default)]
-struct Strings<'g> {
-    ids: crate::HashMap<&'g str, u32>,
-    list: Vec<&'g str>,
+// ---------------------------------------------------------------------------
+// The file: header, sections, chunk directories.
+
+/// One chunk of a section, as located by the directory.
+#[derive(Clone, Copy, Debug)]
+struct ChunkLoc {
+    /// File offset of the compressed bytes.
+    off: u64,
+    stored: u64,
+    raw: u64,
+    crc: u32,
+    /// Items (entities, nodes, strings, names) in the chunk.
+    items: u32,
+    /// First item id, or (STRS) the first 8 bytes of the first string, or
+    /// (NAME) the string id of the first name.
+    key: u64,
 }
 
-impl<'g> Strings<'g> {
-    fn id(&mut self, s: &'g str) -> u64 {
-        if let Some(&i) = self.ids.get(s) {
-            return i as u64;
-        }
-        let i = self.list.len() as u32;
-        self.ids.insert(s, i);
-        self.list.push(s);
-        i as u64
-    }
-}
-
-fn put_opt(out: &mut Vec<u8>, v: Option<u64>) {
-    match v {
-        None => put(out, 0),
-        Some(v) => put(out, v.wrapping_add(1)),
-    }
-}
-
-/// Writes the store for `g` to `path` atomically (a temporary file renamed
-/// over it). Returns the section sizes.
-pub fn write(path: &Path, g: &Graph, extra: &Extra) -> Result<Sizes, StoreError> {
-    let mut strs = Strings::default();
-
-    // ENTS
-    let mut ents = Vec::with_capacity(g.entities.len() * 24);
-    let mut prev_first = 0u64;
-    for e in &g.entities {
-        ents.extend_from_slice(e.uuid.as_bytes());
-        ents.push(kind_code(e.kind));
-        put_delta(&mut ents, e.first_ns, prev_first);
-        prev_first = e.first_ns;
-        put(&mut ents, e.names.len() as u64);
-        for n in &e.names {
-            put(&mut ents, strs.id(n));
-        }
-        match e.dev_ino {
-            None => ents.push(0),
-            Some((d, i)) => {
-                ents.push(1);
-                put(&mut ents, d);
-                put(&mut ents, i);
-            }
-        }
-        if let Some(p) = &e.process {
-            put(&mut ents, p.pid as u64);
-            put(&mut ents, p.ppid as u64);
-            put(&mut ents, p.start_ticks);
-            put_opt(&mut ents, p.parent.map(|x| x as u64));
-            put_delta(&mut ents, p.start_ns, e.first_ns);
-            put_opt(&mut ents, p.end_ns.map(|x| x.wrapping_sub(p.start_ns)));
-            put_opt(&mut ents, p.exit_code.map(|c| codec::zigzag(c as i64)));
-            put_opt(&mut ents, p.exit_signal.map(|c| codec::zigzag(c as i64)));
-            put(&mut ents, p.uid as u64);
-            put(&mut ents, p.euid as u64);
-            put(&mut ents, p.execs.len() as u64);
-            for x in &p.execs {
-                put(&mut ents, strs.id(&x.exe));
-                put(&mut ents, x.argv.len() as u64);
-                for a in &x.argv {
-                    put(&mut ents, strs.id(a));
-                }
-                put_delta(&mut ents, x.ts_ns, e.first_ns);
-            }
-            put_opt(&mut ents, p.exe.as_deref().map(|s| strs.id(s)));
-            put(&mut ents, p.argv.len() as u64);
-            for a in &p.argv {
-                put(&mut ents, strs.id(a));
-            }
-            put_opt(&mut ents, p.cwd.as_deref().map(|s| strs.id(s)));
-        }
-    }
-
-    // NODE: three columns.
-    let (mut c_ent, mut c_ts, mut c_label) = (Vec::new(), Vec::new(), Vec::new());
-    let mut prev_ts = 0u64;
-    let mut prev_ent = 0u64;
-    // Label of each entity's latest version so far.
-    let mut last_label: Vec<Option<&str>> = vec![None; g.entities.len()];
-    for n in &g.nodes {
-        put_delta(&mut c_ent, n.entity as u64, prev_ent);
-        prev_ent = n.entity as u64;
-        put_delta(&mut c_ts, n.created_ns, prev_ts);
-        prev_ts = n.created_ns;
-        // 0: same label as the entity's previous version; else id + 1.
-        let ll = last_label.get_mut(n.entity as usize);
-        match ll {
-            Some(Some(l)) if *l == n.label => put(&mut c_label, 0),
-            _ => put(&mut c_label, strs.id(&n.label) + 1),
-        }
-        if let Some(l) = last_label.get_mut(n.entity as usize) {
-            *l = Some(&n.label);
-        }
-    }
-    let node = columns(&[&c_ent, &c_ts, &c_label]);
-
-    // EDGE: nine columns.
-    let mut cols: [Vec<u8>; 9] = Default::default();
-    let (mut prev_dst, mut prev_ts) = (0u64, 0u64);
-    for e in &g.edges {
-        put_delta(&mut cols[0], e.dst as u64, prev_dst);
-        prev_dst = e.dst as u64;
-        put_delta(&mut cols[1], e.src as u64, e.dst as u64);
-        cols[2].push(e.kind as u8);
-        put_delta(&mut cols[3], e.ts_ns, prev_ts);
-        prev_ts = e.ts_ns;
-        put(&mut cols[4], e.last_ns.wrapping_sub(e.ts_ns));
-        put(&mut cols[5], e.bytes);
-        put_opt(&mut cols[6], e.offset);
-        put(&mut cols[7], strs.id(e.call));
-        put(&mut cols[8], e.events as u64);
-    }
-    let edge = columns(&cols.iter().map(|c| c.as_slice()).collect::<Vec<_>>());
-
-    // NAME
-    let mut name = Vec::new();
-    let mut keys: Vec<(&String, &Vec<u32>)> = g.by_name.iter().collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    put(&mut name, keys.len() as u64);
-    for (k, v) in keys {
-        put(&mut name, strs.id(k));
-        put(&mut name, v.len() as u64);
-        for &e in v {
-            put(&mut name, e as u64);
-        }
-    }
-
-    // STRS
-    let mut st = Vec::new();
-    put(&mut st, strs.list.len() as u64);
-    for s in &strs.list {
-        put_bytes(&mut st, s.as_bytes());
-    }
-
-    // META
-    let mut meta = Vec::new();
-    put(&mut meta, g.entities.len() as u64);
-    put(&mut meta, g.nodes.len() as u64);
-    put(&mut meta, g.edges.len() as u64);
-    put(&mut meta, g.events_applied);
-    put(&mut meta, extra.meta.events);
-    put_opt(&mut meta, extra.meta.first_ns);
-    put_opt(&mut meta, extra.meta.last_ns);
-
-    let payloads: [&[u8]; 8] = [
-        &meta,
-        &st,
-        &ents,
-        &node,
-        &edge,
-        &name,
-        &extra.ingest_state,
-        &extra.log_pos,
-    ];
-    write_sections(path, payloads)
-}
-
-/// Compresses and checksums the section payloads and writes the file.
-fn write_sections(path: &Path, payloads: [&[u8]; 8]) -> Result<Sizes, StoreError> {
-    let mut body = Vec::new();
-    let mut sizes = Sizes::default();
-    for (tag, raw) in TAGS.iter().zip(payloads) {
-        // Level 3: level 9 was measured ~2.5% smaller but ~45% slower to
-        // write, and an update rewrites the file.
-        let comp = zstd::bulk::compress(raw, 3).map_err(io(path))?;
-        let mut h = [0u8; SECTION_HEADER_LEN];
-        h[..4].copy_from_slice(*tag);
-        h[4] = CODEC_ZSTD;
-        h[8..16].copy_from_slice(&(comp.len() as u64).to_le_bytes());
-        h[16..24].copy_from_slice(&(raw.len() as u64).to_le_bytes());
-        h[24..28].copy_from_slice(&crc32c::crc32c(&comp).to_le_bytes());
-        // The header checks itself: a flipped length or padding byte must
-        // be caught before it is trusted to slice the file.
-        let hcrc = crc32c::crc32c(&h[..28]);
-        h[28..32].copy_from_slice(&hcrc.to_le_bytes());
-        body.extend_from_slice(&h);
-        body.extend_from_slice(&comp);
-        sizes.sections.push((
-            String::from_utf8_lossy(*tag).into_owned(),
-            (SECTION_HEADER_LEN + comp.len()) as u64,
-            raw.len() as u64,
-        ));
-    }
-    let total = (HEADER_LEN + body.len()) as u64;
-    let mut hdr = [0u8; HEADER_LEN];
-    hdr[..8].copy_from_slice(&MAGIC);
-    hdr[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    hdr[12..16].copy_from_slice(&(TAGS.len() as u32).to_le_bytes());
-    hdr[16..24].copy_from_slice(&total.to_le_bytes());
-    let crc = crc32c::crc32c(&hdr[..28]);
-    hdr[28..32].copy_from_slice(&crc.to_le_bytes());
-
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&hdr)?;
-        f.write_all(&body)?;
-        f.sync_data()
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(&tmp)(e));
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    sizes.total = total;
-    Ok(sizes)
-}
-
-/// Concatenates columns, each prefixed by its length.
-fn columns(cols: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(cols.iter().map(|c| c.len() + 5).sum());
-    for c in cols {
-        put_bytes(&mut out, c);
-    }
-    out
-}
-
-/// A store read back: the graph and what was kept with it.
-pub struct Opened {
-    pub graph: Graph,
-    pub extra: Extra,
-    pub sizes: Sizes,
-}
-
-/// Reads only the header and the small sections (META, LPOS) of a store:
-/// enough to tell whether it is up to date and to print its counts.
-pub fn peek(path: &Path) -> Result<(Meta, Vec<u8>, Counts, Sizes), StoreError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let secs = sections(path, &bytes)?;
-    let meta_raw = inflate(path, &bytes, &secs[0])?;
-    let (meta, counts) = parse_meta(path, secs[0].offset, &meta_raw)?;
-    let lpos = inflate(path, &bytes, &secs[7])?;
-    Ok((meta, lpos, counts, sizes_of(&bytes, &secs)))
-}
-
-/// Entity, node, edge counts from META.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub entities: u64,
-    pub nodes: u64,
-    pub edges: u64,
-}
-
-fn sizes_of(bytes: &[u8], secs: &[Section]) -> Sizes {
-    Sizes {
-        total: bytes.len() as u64,
-        sections: secs
-            .iter()
-            .map(|s| {
-                (
-                    String::from_utf8_lossy(&s.tag).into_owned(),
-                    (SECTION_HEADER_LEN + s.len) as u64,
-                    s.raw_len,
-                )
-            })
-            .collect(),
-    }
-}
-
+#[derive(Clone, Debug)]
 struct Section {
     tag: [u8; 4],
     /// File offset of the section header.
     offset: u64,
-    /// Payload start and length in the file.
-    start: usize,
-    len: usize,
-    raw_len: u64,
-    crc: u32,
+    /// Payload length (directory and chunks).
+    len: u64,
+    chunks: Vec<ChunkLoc>,
+    /// Id of each chunk's first item (running sum of `items`), and the total.
+    first: Vec<u64>,
 }
 
-fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_path_buf(),
-        offset,
-        reason: reason.into(),
+impl Section {
+    fn items(&self) -> u64 {
+        self.first.last().copied().unwrap_or(0)
+    }
+    fn raw(&self) -> u64 {
+        self.chunks.iter().map(|c| c.raw).sum()
+    }
+    /// The chunk holding item `id`, if any.
+    fn chunk_of(&self, id: u64) -> Option<usize> {
+        if id >= self.items() {
+            return None;
+        }
+        Some(self.first.partition_point(|&f| f <= id) - 1)
     }
 }
 
-/// Checks the header and locates the sections.
-fn sections(path: &Path, b: &[u8]) -> Result<Vec<Section>, StoreError> {
-    if b.len() < 8 || b[..8] != MAGIC {
+/// Where the store's bytes come from: all in memory ([`open`]) or read as
+/// needed ([`Lazy`]).
+trait Src {
+    fn size(&self) -> u64;
+    fn read(&self, off: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>>;
+}
+
+impl Src for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read(&self, off: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        let end = (off as usize).checked_add(len);
+        match end {
+            Some(end) if end <= self.len() => Ok(Cow::Borrowed(&self[off as usize..end])),
+            _ => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+}
+
+impl Src for std::fs::File {
+    fn size(&self) -> u64 {
+        self.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+    fn read(&self, off: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(&mut buf, off)?;
+        Ok(Cow::Owned(buf))
+    }
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default())
+}
+
+/// Checks the header, the section headers and the chunk directories, and
+/// locates every chunk. Reads only those (a few bytes per chunk).
+fn sections<S: Src + ?Sized>(path: &Path, src: &S) -> Result<Vec<Section>, StoreError> {
+    let size = src.size();
+    let rd = |off: u64, len: usize, what: &str| {
+        src.read(off, len).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => corrupt(path, off, format!("truncated {what}")),
+            _ => io(path)(e),
+        })
+    };
+    if size < 8 {
         return Err(StoreError::NotAStore {
             path: path.to_path_buf(),
             reason: "bad magic at offset 0".into(),
         });
     }
-    if b.len() < HEADER_LEN {
+    let magic = rd(0, 8, "header")?;
+    if magic[..] != MAGIC {
+        return Err(StoreError::NotAStore {
+            path: path.to_path_buf(),
+            reason: "bad magic at offset 0".into(),
+        });
+    }
+    if size < HEADER_LEN as u64 {
         return Err(corrupt(path, 0, "truncated header"));
     }
+    let b = rd(0, HEADER_LEN, "header")?;
     let version = u16::from_le_bytes([b[8], b[9]]);
     if version != VERSION {
         return Err(StoreError::Unsupported {
@@ -469,34 +335,33 @@ fn sections(path: &Path, b: &[u8]) -> Result<Vec<Section>, StoreError> {
             found: version,
         });
     }
-    let crc = u32::from_le_bytes(b[28..32].try_into().unwrap_or_default());
-    if ENFORCE_CHECKSUMS && crc != crc32c::crc32c(&b[..28]) {
+    if ENFORCE_CHECKSUMS && le32(&b, 28) != crc32c::crc32c(&b[..28]) {
         return Err(corrupt(path, 0, "header checksum mismatch"));
     }
-    let n = u32::from_le_bytes(b[12..16].try_into().unwrap_or_default()) as usize;
-    let total = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
-    if total != b.len() as u64 {
+    let n = le32(&b, 12) as usize;
+    let total = le64(&b, 16);
+    if total != size {
         return Err(corrupt(
             path,
             0,
-            format!("header says {total} bytes, the file has {}", b.len()),
+            format!("header says {total} bytes, the file has {size}"),
         ));
     }
-    if n != TAGS.len() || b[10..12] != [0, 0] {
+    if n != TAGS.len() || b[10..12] != [0, 0] || b[24..28] != [0, 0, 0, 0] {
         return Err(corrupt(
             path,
             0,
             format!("unexpected header fields ({n} sections)"),
         ));
     }
-    let mut pos = HEADER_LEN;
+    let mut pos = HEADER_LEN as u64;
     let mut out = Vec::with_capacity(n);
     for tag in TAGS {
-        let off = pos as u64;
-        if b.len() - pos < SECTION_HEADER_LEN {
+        let off = pos;
+        if size - pos < SECTION_HEADER_LEN as u64 {
             return Err(corrupt(path, off, "truncated section header"));
         }
-        let h = &b[pos..pos + SECTION_HEADER_LEN];
+        let h = rd(pos, SECTION_HEADER_LEN, "section header")?;
         if &h[..4] != tag {
             return Err(corrupt(
                 path,
@@ -508,107 +373,584 @@ fn sections(path: &Path, b: &[u8]) -> Result<Vec<Section>, StoreError> {
                 ),
             ));
         }
-        let hcrc = u32::from_le_bytes(h[28..32].try_into().unwrap_or_default());
-        if ENFORCE_CHECKSUMS && hcrc != crc32c::crc32c(&h[..28]) {
+        if ENFORCE_CHECKSUMS && le32(&h, 28) != crc32c::crc32c(&h[..28]) {
             return Err(corrupt(path, off, "section header checksum mismatch"));
         }
         if h[5..8] != [0, 0, 0] {
             return Err(corrupt(path, off, "section header padding is not zero"));
         }
-        let le64 =
-            |r: std::ops::Range<usize>| u64::from_le_bytes(h[r].try_into().unwrap_or_default());
-        let len = le64(8..16);
-        let raw_len = le64(16..24);
-        let crc = u32::from_le_bytes(h[24..28].try_into().unwrap_or_default());
         if h[4] != CODEC_ZSTD {
             return Err(corrupt(path, off, format!("unknown codec {}", h[4])));
         }
-        let start = pos + SECTION_HEADER_LEN;
-        if len > (b.len() - start) as u64 {
+        let len = le64(&h, 8);
+        let nchunks = le64(&h, 16);
+        let start = pos + SECTION_HEADER_LEN as u64;
+        if len > size - start {
             return Err(corrupt(
                 path,
                 off,
                 format!(
                     "section claims {len} bytes, {} left in the file",
-                    b.len() - start
+                    size - start
                 ),
             ));
         }
-        if raw_len > MAX_RAW {
-            return Err(corrupt(path, off, format!("absurd raw length {raw_len}")));
+        if nchunks.saturating_mul(DIR_ENTRY_LEN as u64) > len {
+            return Err(corrupt(
+                path,
+                off,
+                format!("{nchunks} chunks do not fit {len} bytes"),
+            ));
+        }
+        let dlen = nchunks as usize * DIR_ENTRY_LEN;
+        let dir = rd(start, dlen, "chunk directory")?;
+        if ENFORCE_CHECKSUMS && le32(&h, 24) != crc32c::crc32c(&dir) {
+            return Err(corrupt(
+                path,
+                off,
+                format!(
+                    "section {} directory checksum mismatch",
+                    String::from_utf8_lossy(tag)
+                ),
+            ));
+        }
+        let mut coff = start + dlen as u64;
+        let mut chunks = Vec::with_capacity(nchunks as usize);
+        let mut first = Vec::with_capacity(nchunks as usize + 1);
+        let mut items = 0u64;
+        for i in 0..nchunks as usize {
+            let d = &dir[i * DIR_ENTRY_LEN..(i + 1) * DIR_ENTRY_LEN];
+            let c = ChunkLoc {
+                off: coff,
+                stored: le64(d, 0),
+                raw: le64(d, 8),
+                crc: le32(d, 16),
+                items: le32(d, 20),
+                key: le64(d, 24),
+            };
+            if c.stored > start + len - coff || c.raw > MAX_CHUNK_RAW {
+                return Err(corrupt(
+                    path,
+                    off,
+                    format!(
+                        "chunk {i} of {} has bad sizes",
+                        String::from_utf8_lossy(tag)
+                    ),
+                ));
+            }
+            coff += c.stored;
+            first.push(items);
+            items += c.items as u64;
+            chunks.push(c);
+        }
+        first.push(items);
+        if coff != start + len {
+            return Err(corrupt(
+                path,
+                off,
+                "chunk sizes do not add up to the section",
+            ));
         }
         out.push(Section {
             tag: *tag,
             offset: off,
-            start,
-            len: len as usize,
-            raw_len,
-            crc,
+            len,
+            chunks,
+            first,
         });
-        pos = start + len as usize;
+        pos = start + len;
     }
-    if pos != b.len() {
-        return Err(corrupt(path, pos as u64, "data after the last section"));
+    if pos != size {
+        return Err(corrupt(path, pos, "data after the last section"));
     }
     Ok(out)
 }
 
-fn inflate(path: &Path, b: &[u8], s: &Section) -> Result<Vec<u8>, StoreError> {
-    let comp = &b[s.start..s.start + s.len];
-    if ENFORCE_CHECKSUMS && crc32c::crc32c(comp) != s.crc {
+/// The raw bytes of one chunk, checked against its checksum and sizes.
+fn inflate<S: Src + ?Sized>(
+    path: &Path,
+    src: &S,
+    sec: &Section,
+    i: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let c = &sec.chunks[i];
+    let tag = String::from_utf8_lossy(&sec.tag);
+    let comp = src.read(c.off, c.stored as usize).map_err(io(path))?;
+    if ENFORCE_CHECKSUMS && crc32c::crc32c(&comp) != c.crc {
         return Err(corrupt(
             path,
-            s.offset,
-            format!(
-                "section {} checksum mismatch",
-                String::from_utf8_lossy(&s.tag)
-            ),
+            c.off,
+            format!("section {tag} chunk {i} checksum mismatch"),
         ));
     }
-    let raw = zstd::bulk::decompress(comp, s.raw_len as usize).map_err(|e| {
+    let raw = zstd::bulk::decompress(&comp, c.raw as usize).map_err(|e| {
         corrupt(
             path,
-            s.offset,
-            format!(
-                "section {} does not decompress: {e}",
-                String::from_utf8_lossy(&s.tag)
-            ),
+            c.off,
+            format!("section {tag} chunk {i} does not decompress: {e}"),
         )
     })?;
-    if raw.len() as u64 != s.raw_len {
+    if raw.len() as u64 != c.raw {
         return Err(corrupt(
             path,
-            s.offset,
-            "section size differs from its header",
+            c.off,
+            format!("section {tag} chunk {i}: size differs from the directory"),
         ));
     }
     Ok(raw)
 }
 
-fn get_opt(c: &mut Cur) -> codec::R<Option<u64>> {
-    Ok(match c.u64()? {
-        0 => None,
-        v => Some(v - 1),
+/// All chunks of an opaque section, concatenated.
+fn inflate_all<S: Src + ?Sized>(
+    path: &Path,
+    src: &S,
+    sec: &Section,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    for i in 0..sec.chunks.len() {
+        out.extend_from_slice(&inflate(path, src, sec, i)?);
+    }
+    Ok(out)
+}
+
+fn sizes_of(total: u64, secs: &[Section]) -> Sizes {
+    Sizes {
+        total,
+        sections: secs
+            .iter()
+            .map(|s| {
+                (
+                    String::from_utf8_lossy(&s.tag).into_owned(),
+                    SECTION_HEADER_LEN as u64 + s.len,
+                    s.raw(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// A section under construction: its compressed chunks.
+struct SecOut {
+    tag: &'static [u8; 4],
+    /// (compressed bytes, raw length, items, key)
+    chunks: Vec<(Vec<u8>, u64, u32, u64)>,
+}
+
+impl SecOut {
+    fn new(tag: &'static [u8; 4]) -> SecOut {
+        SecOut {
+            tag,
+            chunks: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, raw: &[u8], items: u32, key: u64) -> std::io::Result<()> {
+        // Level 3: higher levels were measured a few percent smaller and
+        // much slower to write.
+        let comp = zstd::bulk::compress(raw, 3)?;
+        self.chunks.push((comp, raw.len() as u64, items, key));
+        Ok(())
+    }
+
+    fn opaque(tag: &'static [u8; 4], raw: &[u8]) -> std::io::Result<SecOut> {
+        let mut s = SecOut::new(tag);
+        for c in raw.chunks(OPAQUE_CHUNK) {
+            s.push(c, 0, 0)?;
+        }
+        Ok(s)
+    }
+
+    /// Section header, directory, and the payload length.
+    fn head(&self) -> ([u8; SECTION_HEADER_LEN], Vec<u8>, u64) {
+        let mut dir = Vec::with_capacity(self.chunks.len() * DIR_ENTRY_LEN);
+        for (comp, raw, items, key) in &self.chunks {
+            dir.extend_from_slice(&(comp.len() as u64).to_le_bytes());
+            dir.extend_from_slice(&raw.to_le_bytes());
+            dir.extend_from_slice(&crc32c::crc32c(comp).to_le_bytes());
+            dir.extend_from_slice(&items.to_le_bytes());
+            dir.extend_from_slice(&key.to_le_bytes());
+        }
+        let len = dir.len() as u64 + self.chunks.iter().map(|c| c.0.len() as u64).sum::<u64>();
+        let mut h = [0u8; SECTION_HEADER_LEN];
+        h[..4].copy_from_slice(self.tag);
+        h[4] = CODEC_ZSTD;
+        h[8..16].copy_from_slice(&len.to_le_bytes());
+        h[16..24].copy_from_slice(&(self.chunks.len() as u64).to_le_bytes());
+        h[24..28].copy_from_slice(&crc32c::crc32c(&dir).to_le_bytes());
+        // The header checks itself: a flipped length or padding byte must
+        // be caught before it is trusted to slice the file.
+        let hcrc = crc32c::crc32c(&h[..28]);
+        h[28..32].copy_from_slice(&hcrc.to_le_bytes());
+        (h, dir, len)
+    }
+}
+
+/// Writes the sections to `path` atomically (a temporary file renamed over
+/// it; synced first unless `sync` is false, for tests). Returns the section
+/// sizes.
+fn write_file(path: &Path, secs: &[SecOut], sync: bool) -> Result<Sizes, StoreError> {
+    let heads: Vec<_> = secs.iter().map(|s| s.head()).collect();
+    let total = HEADER_LEN as u64
+        + heads
+            .iter()
+            .map(|(_, _, len)| SECTION_HEADER_LEN as u64 + len)
+            .sum::<u64>();
+    let mut hdr = [0u8; HEADER_LEN];
+    hdr[..8].copy_from_slice(&MAGIC);
+    hdr[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    hdr[12..16].copy_from_slice(&(secs.len() as u32).to_le_bytes());
+    hdr[16..24].copy_from_slice(&total.to_le_bytes());
+    let crc = crc32c::crc32c(&hdr[..28]);
+    hdr[28..32].copy_from_slice(&crc.to_le_bytes());
+
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let res = (|| {
+        let f = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        w.write_all(&hdr)?;
+        for (s, (h, dir, _)) in secs.iter().zip(&heads) {
+            w.write_all(h)?;
+            w.write_all(dir)?;
+            for c in &s.chunks {
+                w.write_all(&c.0)?;
+            }
+        }
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        if sync {
+            f.sync_data()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(Sizes {
+        total,
+        sections: secs
+            .iter()
+            .zip(&heads)
+            .map(|(s, (_, _, len))| {
+                (
+                    String::from_utf8_lossy(s.tag).into_owned(),
+                    SECTION_HEADER_LEN as u64 + len,
+                    s.chunks.iter().map(|c| c.1).sum(),
+                )
+            })
+            .collect(),
     })
 }
 
-fn parse_meta(path: &Path, off: u64, raw: &[u8]) -> Result<(Meta, Counts), StoreError> {
+// ---------------------------------------------------------------------------
+// META
+
+/// The META section decoded.
+#[derive(Clone, Debug, Default)]
+struct MetaRec {
+    counts: Counts,
+    applied: u64,
+    meta: Meta,
+    origin_ns: u64,
+    strings: u64,
+    roots: Vec<UuidRoot>,
+    /// Edge symbols: (kind, call string id).
+    syms: Vec<(EdgeKind, u32)>,
+}
+
+fn encode_meta(m: &MetaRec) -> Vec<u8> {
+    let mut b = Vec::new();
+    put(&mut b, m.counts.entities);
+    put(&mut b, m.counts.nodes);
+    put(&mut b, m.counts.edges);
+    put(&mut b, m.applied);
+    put(&mut b, m.meta.events);
+    put_opt(&mut b, m.meta.first_ns);
+    put_opt(&mut b, m.meta.last_ns);
+    put(&mut b, m.origin_ns);
+    put(&mut b, m.strings);
+    put(&mut b, m.roots.len() as u64);
+    for (h, bt) in &m.roots {
+        b.extend_from_slice(h);
+        b.extend_from_slice(bt);
+    }
+    put(&mut b, m.syms.len() as u64);
+    for (k, c) in &m.syms {
+        b.push(*k as u8);
+        put(&mut b, *c as u64);
+    }
+    b
+}
+
+fn decode_meta(path: &Path, off: u64, raw: &[u8]) -> Result<MetaRec, StoreError> {
     let mut c = Cur::new(raw, "META");
-    let r = (|| -> codec::R<(Meta, Counts)> {
+    let r = (|| -> codec::R<MetaRec> {
         let counts = Counts {
             entities: c.u64()?,
             nodes: c.u64()?,
             edges: c.u64()?,
         };
-        let _applied = c.u64()?;
+        let applied = c.u64()?;
         let meta = Meta {
             events: c.u64()?,
-            first_ns: get_opt(&mut c)?,
-            last_ns: get_opt(&mut c)?,
+            first_ns: c.opt()?,
+            last_ns: c.opt()?,
         };
-        Ok((meta, counts))
+        let origin_ns = c.u64()?;
+        let strings = c.u64()?;
+        let nr = c.count()?;
+        if nr > MAX_ROOTS {
+            return c.err(format!("{nr} UUID roots"));
+        }
+        let mut roots = Vec::with_capacity(nr);
+        for _ in 0..nr {
+            let h: [u8; 16] = c.bytes(16)?.try_into().unwrap_or_default();
+            let b: [u8; 16] = c.bytes(16)?.try_into().unwrap_or_default();
+            roots.push((h, b));
+        }
+        let ns = c.count()?;
+        let mut syms = Vec::with_capacity(ns);
+        for _ in 0..ns {
+            let k = c.u8()?;
+            let Some(&kind) = EDGE_KINDS.get(k as usize) else {
+                return c.err(format!("bad edge kind {k}"));
+            };
+            let call = c.u64()?;
+            if call >= strings {
+                return c.err(format!("call string {call} out of range"));
+            }
+            syms.push((kind, call as u32));
+        }
+        if !c.at_end() {
+            return c.err("bytes left over");
+        }
+        Ok(MetaRec {
+            counts,
+            applied,
+            meta,
+            origin_ns,
+            strings,
+            roots,
+            syms,
+        })
     })();
     r.map_err(|e| corrupt(path, off, e))
+}
+
+/// Reads META from the located sections.
+fn read_meta<S: Src + ?Sized>(
+    path: &Path,
+    src: &S,
+    secs: &[Section],
+) -> Result<MetaRec, StoreError> {
+    let raw = inflate_all(path, src, &secs[META])?;
+    let m = decode_meta(path, secs[META].offset, &raw)?;
+    let bad = |what: &str| {
+        corrupt(
+            path,
+            secs[META].offset,
+            format!("{what} differ from the sections"),
+        )
+    };
+    if secs[STRS].items() != m.strings {
+        return Err(bad("string counts"));
+    }
+    if secs[ENTS].items() != m.counts.entities {
+        return Err(bad("entity counts"));
+    }
+    if secs[NODE].items() != m.counts.nodes {
+        return Err(bad("node counts"));
+    }
+    if m.counts.edges > m.counts.nodes.saturating_add(secs[NODE].raw()) {
+        return Err(bad("edge counts"));
+    }
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+/// Writes the store for `g` to `path` atomically (a temporary file renamed
+/// over it). Returns the section sizes.
+pub fn write(path: &Path, g: &Graph, extra: &Extra) -> Result<Sizes, StoreError> {
+    write_with(path, g, extra, PER_CHUNK)
+}
+
+/// [`write`] with `per_chunk` items (strings, entities, nodes, names) per
+/// chunk instead of 4096: smaller chunks make a reader in place decode less
+/// per access, and compress less well. Readers take any chunk size.
+pub fn write_with(
+    path: &Path,
+    g: &Graph,
+    extra: &Extra,
+    per_chunk: usize,
+) -> Result<Sizes, StoreError> {
+    let per_chunk = per_chunk.clamp(1, u32::MAX as usize);
+    let bad = |why: String| io(path)(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+    // Edge symbols: (kind, call), most frequent first. Calls are static
+    // strings: counted by address, then merged by value.
+    let mut byaddr: crate::HashMap<SymKey, (EdgeKind, &'static str, u64)> = Default::default();
+    for e in &g.edges {
+        byaddr
+            .entry(sym_key(e.kind, e.call))
+            .or_insert((e.kind, e.call, 0))
+            .2 += 1;
+    }
+    let mut symc: std::collections::BTreeMap<(u8, &'static str), u64> = Default::default();
+    for (k, c, n) in byaddr.values() {
+        *symc.entry((*k as u8, *c)).or_default() += n;
+    }
+    let mut syms: Vec<((u8, &'static str), u64)> = symc.into_iter().collect();
+    syms.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let sym_rank: std::collections::BTreeMap<(u8, &'static str), u32> = syms
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (*k, i as u32))
+        .collect();
+    let sym_of: crate::HashMap<SymKey, u32> = byaddr
+        .iter()
+        .map(|(a, (k, c, _))| (*a, sym_rank[&(*k as u8, *c)]))
+        .collect();
+
+    // Strings, sorted: a string's id is its rank.
+    let mut ids: crate::HashMap<&str, u32> = Default::default();
+    for e in &g.entities {
+        for n in &e.names {
+            ids.entry(n).or_insert(0);
+        }
+        if let Some(p) = &e.process {
+            for x in &p.execs {
+                ids.entry(&x.exe).or_insert(0);
+                for a in &x.argv {
+                    ids.entry(a).or_insert(0);
+                }
+            }
+            for a in p.exe.iter().chain(&p.argv).chain(&p.cwd) {
+                ids.entry(a).or_insert(0);
+            }
+        }
+    }
+    for n in &g.nodes {
+        ids.entry(&n.label).or_insert(0);
+    }
+    for k in g.by_name.keys() {
+        ids.entry(k).or_insert(0);
+    }
+    for ((_, c), _) in &syms {
+        ids.entry(c).or_insert(0);
+    }
+    let mut all: Vec<&str> = ids.keys().copied().collect();
+    all.sort_unstable();
+    for (i, s) in all.iter().enumerate() {
+        if let Some(v) = ids.get_mut(s) {
+            *v = i as u32;
+        }
+    }
+    let syms: Vec<((EdgeKind, &'static str), u64)> = syms
+        .into_iter()
+        .map(|((k, c), n)| ((EDGE_KINDS[k as usize], c), n))
+        .collect();
+
+    let mut roots: Vec<UuidRoot> = extra.uuid_roots.clone();
+    roots.truncate(MAX_ROOTS);
+    let ctx = chunk::WriteCtx {
+        g,
+        ids: &ids,
+        sym_of: &sym_of,
+        roots: &roots,
+    };
+    let mut secs: Vec<SecOut> = Vec::with_capacity(TAGS.len());
+
+    let meta = MetaRec {
+        counts: Counts {
+            entities: g.entities.len() as u64,
+            nodes: g.nodes.len() as u64,
+            edges: g.edges.len() as u64,
+        },
+        applied: g.events_applied,
+        meta: extra.meta.clone(),
+        origin_ns: crate::GraphRead::origin_ns(g),
+        strings: all.len() as u64,
+        roots: roots.clone(),
+        syms: syms.iter().map(|((k, c), _)| (*k, ids[c])).collect(),
+    };
+    let io_err = io(path);
+    let r = (|| -> std::io::Result<()> {
+        secs.push(SecOut::opaque(b"META", &encode_meta(&meta))?);
+        let mut s = SecOut::new(b"STRS");
+        let mut buf = Vec::new();
+        for (i, c) in all.chunks(per_chunk).enumerate() {
+            let _ = i;
+            chunk::encode_strs(c, &mut buf);
+            s.push(&buf, c.len() as u32, chunk::str_key(c[0]))?;
+        }
+        secs.push(s);
+        let mut s = SecOut::new(b"ENTS");
+        let mut gens = chunk::Gens::default();
+        for lo in (0..g.entities.len()).step_by(per_chunk) {
+            let hi = (lo + per_chunk).min(g.entities.len());
+            ctx.encode_ents(lo, hi, &mut gens, &mut buf);
+            s.push(&buf, (hi - lo) as u32, lo as u64)?;
+        }
+        secs.push(s);
+        Ok(())
+    })();
+    r.map_err(io_err)?;
+    let mut s = SecOut::new(b"NODE");
+    let mut state = chunk::NodeWriteState::default();
+    let mut buf = Vec::new();
+    for lo in (0..g.nodes.len()).step_by(per_chunk) {
+        let hi = (lo + per_chunk).min(g.nodes.len());
+        ctx.encode_nodes(lo, hi, &mut state, &mut buf)
+            .map_err(bad)?;
+        s.push(&buf, (hi - lo) as u32, lo as u64)
+            .map_err(io(path))?;
+    }
+    secs.push(s);
+    let r = (|| -> std::io::Result<()> {
+        // NAME, in string order.
+        let mut keys: Vec<(u32, &Vec<u32>)> = g
+            .by_name
+            .iter()
+            .map(|(k, v)| (ids[k.as_str()], v))
+            .collect();
+        keys.sort_unstable_by_key(|k| k.0);
+        let mut s = SecOut::new(b"NAME");
+        let mut buf = Vec::new();
+        for c in keys.chunks(per_chunk) {
+            chunk::encode_names(c, &mut buf);
+            s.push(&buf, c.len() as u32, c[0].0 as u64)?;
+        }
+        secs.push(s);
+        secs.push(SecOut::opaque(b"STAT", &extra.ingest_state)?);
+        secs.push(SecOut::opaque(b"LPOS", &extra.log_pos)?);
+        Ok(())
+    })();
+    r.map_err(io(path))?;
+    write_file(path, &secs, true)
+}
+
+// ---------------------------------------------------------------------------
+// Reading everything
+
+/// A store read back: the graph and what was kept with it.
+pub struct Opened {
+    pub graph: Graph,
+    pub extra: Extra,
+    pub sizes: Sizes,
+}
+
+/// Reads only the header, the directories and the small sections (META,
+/// LPOS) of a store: enough to tell whether it is up to date and to print
+/// its counts.
+pub fn peek(path: &Path) -> Result<(Meta, Vec<u8>, Counts, Sizes), StoreError> {
+    let f = std::fs::File::open(path).map_err(io(path))?;
+    let secs = sections(path, &f)?;
+    let m = read_meta(path, &f, &secs)?;
+    let lpos = inflate_all(path, &f, &secs[LPOS])?;
+    Ok((m.meta, lpos, m.counts, sizes_of(f.size(), &secs)))
 }
 
 /// Opens a store: checks every checksum, decodes every section, rebuilds the
@@ -621,407 +963,243 @@ pub fn open(path: &Path) -> Result<Opened, StoreError> {
 /// [`open`] on bytes already in memory; `path` names them in errors.
 pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Opened, StoreError> {
     let secs = sections(path, bytes)?;
-    let raws: Vec<Vec<u8>> = secs
-        .iter()
-        .map(|s| inflate(path, bytes, s))
-        .collect::<Result<_, _>>()?;
-    let (meta, counts) = parse_meta(path, secs[0].offset, &raws[0])?;
-    let mut c = Cur::new(&raws[0], "META");
-    let applied = (|| {
-        for _ in 0..3 {
-            c.u64()?;
-        }
-        c.u64()
-    })()
-    .map_err(|e| corrupt(path, secs[0].offset, e))?;
+    let m = read_meta(path, bytes, &secs)?;
+    let ctx = Ctx::new(path, &m)?;
 
     // STRS
-    let strings: Vec<String> = (|| {
-        let mut c = Cur::new(&raws[1], "STRS");
-        let n = c.count()?;
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            let b = c.len_bytes()?;
-            match std::str::from_utf8(b) {
-                Ok(s) => v.push(s.to_string()),
-                Err(_) => return c.err("string is not UTF-8"),
-            }
-        }
-        Ok(v)
-    })()
-    .map_err(|e: String| corrupt(path, secs[1].offset, e))?;
-    let s = |c: &mut Cur, id: u64| -> codec::R<String> {
-        match strings.get(id as usize) {
-            Some(s) => Ok(s.clone()),
-            None => c.err(format!("string id {id} out of range ({})", strings.len())),
-        }
-    };
-
-    let n_ent = counts.entities;
-    let n_node = counts.nodes;
-    // Every entity, node and edge takes at least one byte of its section.
-    if n_ent > raws[2].len() as u64
-        || n_node > raws[3].len() as u64
-        || counts.edges > raws[4].len() as u64
-    {
-        return Err(corrupt(
-            path,
-            secs[0].offset,
-            "counts exceed the section sizes",
-        ));
+    let mut strings: Vec<String> = Vec::with_capacity(m.strings.min(bytes.len() as u64) as usize);
+    let mut prev: Option<String> = None;
+    for i in 0..secs[STRS].chunks.len() {
+        let raw = inflate(path, bytes, &secs[STRS], i)?;
+        let c = chunk::decode_strs(&raw, secs[STRS].chunks[i].items, prev.as_deref())
+            .map_err(|e| corrupt(path, secs[STRS].chunks[i].off, e))?;
+        prev = c.last().cloned();
+        strings.extend(c);
     }
+    let ctx = ctx.with_calls(path, secs[META].offset, &strings)?;
+    let s = |id: u32| strings[id as usize].clone();
 
     // ENTS
-    let mut entities: Vec<Entity> = (|| {
-        let mut c = Cur::new(&raws[2], "ENTS");
-        let mut v = Vec::with_capacity(n_ent as usize);
-        let mut prev_first = 0u64;
-        for _ in 0..n_ent {
-            let uuid = Uuid::from_bytes(c.bytes(16)?.try_into().unwrap_or_default());
-            let kc = c.u8()?;
-            let Some(kind) = kind_of(kc) else {
-                return c.err(format!("bad entity kind {kc}"));
-            };
-            let first_ns = c.delta(prev_first)?;
-            prev_first = first_ns;
-            let nn = c.count()?;
-            let mut names = Vec::with_capacity(nn);
-            for _ in 0..nn {
-                let id = c.u64()?;
-                names.push(s(&mut c, id)?);
-            }
-            let dev_ino = match c.u8()? {
-                0 => None,
-                1 => Some((c.u64()?, c.u64()?)),
-                x => return c.err(format!("bad dev/ino flag {x}")),
-            };
-            let process = if kind == EntityKind::Process {
-                let pid = c.u32()?;
-                let ppid = c.u32()?;
-                let start_ticks = c.u64()?;
-                let parent = match get_opt(&mut c)? {
-                    None => None,
-                    Some(p) if p < n_ent => Some(p as u32),
-                    Some(p) => return c.err(format!("parent {p} out of range")),
-                };
-                let start_ns = c.delta(first_ns)?;
-                let end_ns = get_opt(&mut c)?.map(|d| start_ns.wrapping_add(d));
-                let exit_code = get_opt(&mut c)?.map(|z| codec::unzigzag(z) as i32);
-                let exit_signal = get_opt(&mut c)?.map(|z| codec::unzigzag(z) as i32);
-                let uid = c.u32()?;
-                let euid = c.u32()?;
-                let nx = c.count()?;
-                let mut execs = Vec::with_capacity(nx);
-                for _ in 0..nx {
-                    let id = c.u64()?;
-                    let exe = s(&mut c, id)?;
-                    let na = c.count()?;
-                    let mut argv = Vec::with_capacity(na);
-                    for _ in 0..na {
-                        let id = c.u64()?;
-                        argv.push(s(&mut c, id)?);
-                    }
-                    let ts_ns = c.delta(first_ns)?;
-                    execs.push(ExecInfo { exe, argv, ts_ns });
-                }
-                let exe = match get_opt(&mut c)? {
-                    Some(id) => Some(s(&mut c, id)?),
-                    None => None,
-                };
-                let na = c.count()?;
-                let mut argv = Vec::with_capacity(na);
-                for _ in 0..na {
-                    let id = c.u64()?;
-                    argv.push(s(&mut c, id)?);
-                }
-                let cwd = match get_opt(&mut c)? {
-                    Some(id) => Some(s(&mut c, id)?),
-                    None => None,
-                };
-                Some(Box::new(ProcessInfo {
-                    pid,
-                    ppid,
-                    start_ticks,
-                    parent,
-                    start_ns,
-                    end_ns,
-                    exit_code,
-                    exit_signal,
-                    uid,
-                    euid,
-                    execs,
-                    exe,
-                    argv,
-                    cwd,
-                }))
-            } else {
-                None
-            };
-            v.push(Entity {
+    let n_ent = m.counts.entities as usize;
+    let mut entities: Vec<Entity> = Vec::with_capacity(n_ent.min(bytes.len()));
+    for i in 0..secs[ENTS].chunks.len() {
+        let raw = inflate(path, bytes, &secs[ENTS], i)?;
+        let loc = &secs[ENTS].chunks[i];
+        let first = secs[ENTS].first[i];
+        let c: EntChunk = ctx
+            .decode_ents(&raw, first, loc.items)
+            .map_err(|e| corrupt(path, loc.off, e))?;
+        for (j, le) in c.ents.into_iter().enumerate() {
+            let uuid = ctx.uuid(&le);
+            let _ = j;
+            entities.push(Entity {
                 uuid,
-                kind,
-                names,
-                versions: Vec::new(),
-                dev_ino,
-                process,
-                first_ns,
+                kind: le.kind,
+                names: le.names.iter().map(|&i| s(i)).collect(),
+                versions: le.versions,
+                dev_ino: le.dev_ino,
+                process: le.process.map(|p| {
+                    Box::new(ProcessInfo {
+                        pid: p.pid,
+                        ppid: p.ppid,
+                        start_ticks: p.start_ticks,
+                        parent: p.parent,
+                        start_ns: p.start_ns,
+                        end_ns: p.end_ns,
+                        exit_code: p.exit_code,
+                        exit_signal: p.exit_signal,
+                        uid: p.uid,
+                        euid: p.euid,
+                        execs: p
+                            .execs
+                            .iter()
+                            .map(|x| ExecInfo {
+                                exe: s(x.exe),
+                                argv: x.argv.iter().map(|&a| s(a)).collect(),
+                                ts_ns: x.ts_ns,
+                            })
+                            .collect(),
+                        exe: p.exe.map(s),
+                        argv: p.argv.iter().map(|&a| s(a)).collect(),
+                        cwd: p.cwd.map(s),
+                    })
+                }),
+                first_ns: le.first_ns,
             });
         }
-        if !c.at_end() {
-            return c.err("bytes left over");
-        }
-        Ok(v)
-    })()
-    .map_err(|e: String| corrupt(path, secs[2].offset, e))?;
+    }
 
-    // NODE
-    let nodes: Vec<Node> = (|| {
-        let mut top = Cur::new(&raws[3], "NODE");
-        let mut ce = Cur::new(top.len_bytes()?, "NODE.entity");
-        let mut ct = Cur::new(top.len_bytes()?, "NODE.created");
-        let mut cl = Cur::new(top.len_bytes()?, "NODE.label");
-        let mut v: Vec<Node> = Vec::with_capacity(n_node as usize);
-        let mut prev_ts = 0;
-        let mut prev_ent = 0;
-        for i in 0..n_node {
-            let ent = ce.delta(prev_ent)?;
-            prev_ent = ent;
-            if ent >= n_ent {
-                return ce.err(format!("entity {ent} out of range"));
+    // NODE (with the edges into each node)
+    let n_node = m.counts.nodes as usize;
+    let mut nodes: Vec<Node> = Vec::with_capacity(n_node.min(bytes.len()));
+    let mut edges: Vec<(u32, Edge)> = Vec::new();
+    // Nodes of each entity seen so far (checked against the stored lists).
+    let mut seen: Vec<u32> = vec![0; n_ent];
+    for i in 0..secs[NODE].chunks.len() {
+        let raw = inflate(path, bytes, &secs[NODE], i)?;
+        let loc = secs[NODE].chunks[i];
+        let err = |e: String| corrupt(path, loc.off, e);
+        let first = secs[NODE].first[i];
+        let c: NodeChunk = ctx.decode_nodes(&raw, first, loc.items).map_err(err)?;
+        for (j, ln) in c.nodes.iter().enumerate() {
+            let n = first as u32 + j as u32;
+            let ent = &entities[ln.entity as usize];
+            let rank = seen[ln.entity as usize] as usize;
+            if ent.versions.get(rank) != Some(&n) {
+                return Err(err(format!(
+                    "node {n} is not version {rank} of entity {}",
+                    ln.entity
+                )));
             }
-            let created_ns = ct.delta(prev_ts)?;
-            prev_ts = created_ns;
-            let label = match cl.u64()? {
-                0 => match entities[ent as usize].versions.last() {
-                    Some(&p) => v[p as usize].label.clone(),
-                    None => return cl.err("label refers to a missing previous version"),
-                },
-                lid => s(&mut cl, lid - 1)?,
+            seen[ln.entity as usize] += 1;
+            let label = match ln.label {
+                chunk::Label::Id(id) => s(id),
+                chunk::Label::SameAsFirst => {
+                    if rank == 0 {
+                        return Err(err(format!("node {n}: label refers to itself")));
+                    }
+                    nodes[ent.versions[0] as usize].label.clone()
+                }
             };
-            let e = &mut entities[ent as usize];
-            let version = e.versions.len() as u32;
-            e.versions.push(i as u32);
-            v.push(Node {
-                entity: ent as u32,
-                version,
-                created_ns,
+            if let Some(sym) = ln.creating {
+                if rank == 0 {
+                    return Err(err(format!("node {n}: first version with a creating edge")));
+                }
+                let (kind, call) = ctx.sym(sym);
+                edges.push((
+                    ln.base as u32,
+                    creating_edge(ent.versions[rank - 1], n, kind, call, ln.created_ns),
+                ));
+            }
+            for le in &c.edges[ln.edges.clone()] {
+                let (kind, call) = ctx.sym(le.sym);
+                edges.push((
+                    le.id,
+                    Edge {
+                        src: le.src,
+                        dst: n,
+                        kind,
+                        ts_ns: le.ts_ns,
+                        last_ns: le.last_ns,
+                        bytes: le.bytes,
+                        offset: le.offset,
+                        call,
+                        events: le.events,
+                    },
+                ));
+            }
+            nodes.push(Node {
+                entity: ln.entity,
+                version: rank as u32,
+                created_ns: ln.created_ns,
                 label,
             });
         }
-        Ok(v)
-    })()
-    .map_err(|e: String| corrupt(path, secs[3].offset, e))?;
-    if let Some(i) = entities.iter().position(|e| e.versions.is_empty()) {
+    }
+    if let Some(e) = (0..n_ent).find(|&e| seen[e] as usize != entities[e].versions.len()) {
         return Err(corrupt(
             path,
-            secs[3].offset,
-            format!("entity {i} has no version"),
+            secs[ENTS].offset,
+            format!("entity {e}: versions differ from the nodes"),
         ));
     }
-
-    // EDGE
-    let mut call_ids: HashMap<u64, &'static str> = HashMap::new();
-    let edges: Vec<Edge> = (|| {
-        let mut top = Cur::new(&raws[4], "EDGE");
-        let names = [
-            "EDGE.dst",
-            "EDGE.src",
-            "EDGE.kind",
-            "EDGE.ts",
-            "EDGE.dur",
-            "EDGE.bytes",
-            "EDGE.offset",
-            "EDGE.call",
-            "EDGE.events",
-        ];
-        let mut cs: Vec<Cur> = Vec::with_capacity(9);
-        for n in names {
-            cs.push(Cur::new(top.len_bytes()?, n));
+    if edges.len() as u64 != m.counts.edges {
+        return Err(corrupt(
+            path,
+            secs[NODE].offset,
+            format!("{} edges stored, {} counted", edges.len(), m.counts.edges),
+        ));
+    }
+    // Edges in id (creation) order: every id once.
+    let placeholder = creating_edge(0, 0, EdgeKind::Version, "version", 0);
+    let mut placed: Vec<Edge> = vec![placeholder; edges.len()];
+    let mut filled = vec![false; edges.len()];
+    for (id, e) in edges {
+        // Ids were checked against the edge count, which equals the length.
+        let i = id as usize;
+        if filled[i] {
+            return Err(corrupt(
+                path,
+                secs[NODE].offset,
+                format!("edge {id} stored twice"),
+            ));
         }
-        let mut v = Vec::with_capacity(counts.edges as usize);
-        let (mut prev_dst, mut prev_ts) = (0u64, 0u64);
-        for _ in 0..counts.edges {
-            let dst = cs[0].delta(prev_dst)?;
-            prev_dst = dst;
-            let src = cs[1].delta(dst)?;
-            if dst >= n_node || src >= n_node {
-                return cs[1].err(format!("edge {src} -> {dst} out of range ({n_node} nodes)"));
-            }
-            let kc = cs[2].u8()?;
-            let Some(&kind) = EDGE_KINDS.get(kc as usize) else {
-                return cs[2].err(format!("bad edge kind {kc}"));
-            };
-            let ts_ns = cs[3].delta(prev_ts)?;
-            prev_ts = ts_ns;
-            let last_ns = ts_ns.wrapping_add(cs[4].u64()?);
-            let bytes = cs[5].u64()?;
-            let offset = get_opt(&mut cs[6])?;
-            let cid = cs[7].u64()?;
-            let call = match call_ids.get(&cid) {
-                Some(c) => *c,
-                None => {
-                    let name = s(&mut cs[7], cid)?;
-                    let Some(c) = intern(&name) else {
-                        return cs[7].err("too many distinct call names");
-                    };
-                    call_ids.insert(cid, c);
-                    c
-                }
-            };
-            let events = cs[8].u32()?;
-            v.push(Edge {
-                src: src as u32,
-                dst: dst as u32,
-                kind,
-                ts_ns,
-                last_ns,
-                bytes,
-                offset,
-                call,
-                events,
-            });
-        }
-        Ok(v)
-    })()
-    .map_err(|e: String| corrupt(path, secs[4].offset, e))?;
+        filled[i] = true;
+        placed[i] = e;
+    }
+    drop(filled);
 
     // NAME
-    let by_name: crate::HashMap<String, Vec<u32>> = (|| {
-        let mut c = Cur::new(&raws[5], "NAME");
-        let n = c.count()?;
-        let mut m = crate::HashMap::with_capacity_and_hasher(n, Default::default());
-        for _ in 0..n {
-            let id = c.u64()?;
-            let k = s(&mut c, id)?;
-            let ne = c.count()?;
-            let mut v = Vec::with_capacity(ne);
-            for _ in 0..ne {
-                let e = c.u64()?;
-                if e >= n_ent {
-                    return c.err(format!("entity {e} out of range"));
-                }
-                v.push(e as u32);
+    let mut by_name: crate::HashMap<String, Vec<u32>> = Default::default();
+    for i in 0..secs[NAME].chunks.len() {
+        let raw = inflate(path, bytes, &secs[NAME], i)?;
+        let loc = &secs[NAME].chunks[i];
+        let c = ctx
+            .decode_names(&raw, loc.items, loc.key)
+            .map_err(|e| corrupt(path, loc.off, e))?;
+        for (k, v) in c {
+            if by_name.insert(s(k), v).is_some() {
+                return Err(corrupt(path, loc.off, format!("name {k} twice")));
             }
-            m.insert(k, v);
         }
-        Ok(m)
-    })()
-    .map_err(|e: String| corrupt(path, secs[5].offset, e))?;
+    }
 
     let mut g = Graph {
         entities,
         nodes,
         edges: Vec::new(),
         by_name,
-        events_applied: applied,
+        events_applied: m.applied,
         ..Graph::default()
     };
     g.out_adj = vec![Vec::new(); g.nodes.len()];
     g.in_adj = vec![Vec::new(); g.nodes.len()];
-    for e in edges {
-        g.push_edge(e);
+    for (id, e) in placed.iter().enumerate() {
+        g.out_adj[e.src as usize].push(id as u32);
+        g.in_adj[e.dst as usize].push(id as u32);
     }
+    g.edges = placed;
     for (i, e) in g.entities.iter().enumerate() {
-        g.by_uuid.insert(e.uuid, i as u32);
+        if g.by_uuid.insert(e.uuid, i as u32).is_some() {
+            return Err(corrupt(
+                path,
+                secs[ENTS].offset,
+                format!("entity {i}: UUID {} twice", e.uuid),
+            ));
+        }
         if let Some(p) = &e.process {
             g.by_pid.entry(p.pid).or_default().push(i as u32);
         }
     }
-    let sizes = sizes_of(bytes, &secs);
-    let mut raws = raws;
-    let log_pos = std::mem::take(&mut raws[7]);
-    let ingest_state = std::mem::take(&mut raws[6]);
+    let ingest_state = inflate_all(path, bytes, &secs[STAT])?;
+    let log_pos = inflate_all(path, bytes, &secs[LPOS])?;
     Ok(Opened {
         graph: g,
         extra: Extra {
-            meta,
+            meta: m.meta.clone(),
             ingest_state,
             log_pos,
+            uuid_roots: m.roots.clone(),
         },
-        sizes,
+        sizes: sizes_of(bytes.len() as u64, &secs),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Flow;
-
-    fn sample() -> Graph {
-        let mut g = Graph::new();
-        let p = g.declare(Uuid::from_u128(1), EntityKind::Process, 5, "sh");
-        g.process_mut(p).unwrap().execs.push(ExecInfo {
-            exe: "/bin/sh".into(),
-            argv: vec!["sh".into(), "-c".into()],
-            ts_ns: 6,
-        });
-        g.index_pid(p, 42);
-        g.process_mut(p).unwrap().pid = 42;
-        for i in 0..20u128 {
-            let f = g.declare(Uuid::from_u128(100 + i), EntityKind::File, 7, "/f");
-            g.name(f, &format!("/f/{i}"));
-            let fl = |kind, ts| Flow {
-                kind,
-                ts_ns: ts,
-                bytes: 3,
-                offset: Some(1),
-                call: "read",
-            };
-            g.flow(f, p, fl(EdgeKind::Read, 10 + i as u64));
-            g.flow(p, f, fl(EdgeKind::Write, 11 + i as u64));
-        }
-        g
-    }
-
-    /// Raw section payloads of a valid store, and garbage written into
-    /// them with valid checksums: the decoder must reject or accept, never
-    /// panic or allocate wildly.
-    #[test]
-    fn garbage_inside_checksummed_sections_never_panics() {
-        let dir = std::env::temp_dir().join(format!("tomo-disk-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("s.idx");
-        let g = sample();
-        write(&p, &g, &Extra::default()).unwrap();
-        let o = open(&p).unwrap();
-        assert_eq!(o.graph.edges.len(), g.edges.len());
-        assert_eq!(o.graph.by_pid(42), g.by_pid(42));
-        let bytes = std::fs::read(&p).unwrap();
-        let secs = sections(&p, &bytes).unwrap();
-        let raws: Vec<Vec<u8>> = secs
-            .iter()
-            .map(|s| inflate(&p, &bytes, s).unwrap())
-            .collect();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for round in 0..3000 {
-            let mut r = raws.clone();
-            let s = (rnd() % 6) as usize;
-            if r[s].is_empty() {
-                continue;
-            }
-            for _ in 0..1 + round % 4 {
-                let i = (rnd() as usize) % r[s].len();
-                match rnd() % 3 {
-                    0 => r[s][i] = rnd() as u8,
-                    1 => r[s][i] = 0xff,
-                    _ => r[s].truncate(i),
-                }
-                if r[s].is_empty() {
-                    break;
-                }
-            }
-            let refs: Vec<&[u8]> = r.iter().map(|v| v.as_slice()).collect();
-            write_sections(&p, refs.try_into().unwrap()).unwrap();
-            if let Err(e) = open(&p) {
-                assert!(e.to_string().contains("s.idx"), "{e}");
-            }
-        }
-        std::fs::remove_dir_all(&dir).ok();
+/// The edge that created version `n` of an entity from its previous version
+/// `prev` (implied by the version, not stored).
+fn creating_edge(prev: u32, n: u32, kind: EdgeKind, call: &'static str, ts: u64) -> Edge {
+    Edge {
+        src: prev,
+        dst: n,
+        kind,
+        ts_ns: ts,
+        last_ns: ts,
+        bytes: 0,
+        offset: None,
+        call,
+        events: 1,
     }
 }
+
+#[cfg(test)]
+mod tests;
