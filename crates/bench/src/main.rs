@@ -1,11 +1,14 @@
-//! `tomo-bench`: measures what recording costs (issue #2).
+//! `tomo-bench`: measures what recording costs (issue #2), system-wide
+//! capture (issue #3) and collecting many hosts (issue #6).
 //!
 //! `tomo-bench record` times two workloads natively, under `strace -f`, and
 //! under `tomo record`, in the same run with the modes interleaved, so the
 //! three numbers share the machine's state and can be compared.
 
 mod capture;
+mod hosts;
 mod machine;
+mod synth;
 mod workloads;
 
 use anyhow::{bail, Context, Result};
@@ -33,6 +36,11 @@ enum Cmd {
     /// Long run of the eBPF agent (rotating) under process/file churn,
     /// sampling its memory (issue #3: days-long, bounded memory).
     Soak(capture::SoakArgs),
+    /// Many simulated hosts (synthetic agents: spool + shipper each) feeding
+    /// one `tomo collect` through a Kafka-protocol broker, at rising rates:
+    /// the highest rate collected without loss, and the collector's memory
+    /// (issue #6).
+    Hosts(hosts::HostsArgs),
 }
 
 #[derive(clap::Args)]
@@ -145,6 +153,7 @@ fn main() -> ExitCode {
         Cmd::Record(a) => record(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Soak(a) => capture::soak(a),
+        Cmd::Hosts(a) => hosts::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
