@@ -596,6 +596,17 @@ pub fn run(a: HostsArgs) -> Result<()> {
             j["loadavg_1m_end"].as_f64().unwrap_or(f64::NAN),
             if j["rustc_seen"].as_bool() == Some(true) { "; a rustc was running" } else { "" },
         );
+        if let Some(w) = j["peak_backlog_s_per_window"].as_array() {
+            let v: Vec<String> = w
+                .iter()
+                .map(|x| format!("{:.2}", x.as_f64().unwrap_or(f64::NAN)))
+                .collect();
+            println!(
+                "    worst backlog (s of generated data) in each {:.0} s window: {}",
+                j["backlog_window_s"].as_f64().unwrap_or(f64::NAN),
+                v.join(" ")
+            );
+        }
         if let Some(p) = j["collector"]["problems"].as_array() {
             for x in p.iter().take(5) {
                 println!("    collector problem: {}", x.as_str().unwrap_or("?"));
@@ -715,6 +726,9 @@ fn step(
 
     // Watch: replica sizes against spool sizes, the collector's memory.
     let mut peak_backlog = 0u64;
+    // The worst backlog in each tenth of the generation time: does it grow?
+    let window = (a.secs / 10.0).max(1.0);
+    let mut backlog_windows: Vec<u64> = Vec::new();
     let mut broker_peak_kib = 0u64;
     let mut complete_at: Option<Instant> = None;
     let mut failures: Vec<String> = Vec::new();
@@ -748,7 +762,13 @@ fn step(
             rep_b += dir_bytes(rep);
             known += 1;
         }
-        peak_backlog = peak_backlog.max(spool_b.saturating_sub(rep_b));
+        let backlog = spool_b.saturating_sub(rep_b);
+        peak_backlog = peak_backlog.max(backlog);
+        let w = (t_gen.elapsed().as_secs_f64() / window) as usize;
+        if backlog_windows.len() <= w {
+            backlog_windows.resize(w + 1, 0);
+        }
+        backlog_windows[w] = backlog_windows[w].max(backlog);
         if all_gen && known == n && spool_b == rep_b {
             // Sizes equal once the trailer (the recording's end) arrived.
             let each_equal = recs
@@ -994,6 +1014,11 @@ fn step(
         "ship_done_after_s": ship_done_after,
         "peak_backlog_bytes": peak_backlog,
         "peak_backlog_s": backlog_s,
+        "backlog_window_s": window,
+        "peak_backlog_s_per_window": backlog_windows
+            .iter()
+            .map(|b| (*b as f64 / byte_rate.max(1.0) * 100.0).round() / 100.0)
+            .collect::<Vec<_>>(),
         "collector_stop_s": final_index,
         "collector_peak_rss_kib": peak,
         "collector_rss_samples_kib": thin(&col.rss_samples, 60),

@@ -448,14 +448,18 @@ impl Expected {
     /// What the system-wide recording `host` says differently from `tomo
     /// record`: `why out.tgz` (besides this test binary, auditctl and
     /// `upstream`, which a system-wide capture sees upstream of the
-    /// pipeline; and it must name the pipeline's programs and inputs), and
+    /// pipeline, and `tomo` commands of tests running beside this one; and it must name the pipeline's programs and inputs), and
     /// per coverage program the flow triples and the file
     /// I/O (call, bytes, offset) but for the documented audit limits.
     fn compare(&self, host: &str, upstream: &[&str]) -> String {
         let got_why = why_names(host, &self.pipe_w.p("out.tgz"), &self.pipe_w);
         let me = std::env::current_exe().unwrap();
         let me = me.file_name().unwrap().to_string_lossy();
-        let upstream: BTreeSet<String> = [&*me, "auditctl"]
+        // "tomo": the other tests of this binary run in parallel threads of
+        // the same process and read the output of the `tomo` commands they
+        // start, so the test process, upstream of the pipeline, has read
+        // from a tomo whenever they overlap.
+        let upstream: BTreeSet<String> = [&*me, "auditctl", "tomo"]
             .iter()
             .chain(upstream)
             .map(|s| s.to_string())
