@@ -163,7 +163,7 @@ pub fn write_graphml<W: Write>(
             "    <edge id=\"e{e}\" source=\"{src}\" target=\"{dst}\">\n"
         ));
         data(&mut out, "edge_edge", x.kind.as_str());
-        data(&mut out, "edge_call", x.call);
+        data(&mut out, "edge_call", x.call.as_str());
         data(&mut out, "edge_bytes", &x.bytes.to_string());
         data(&mut out, "edge_events", &x.events.to_string());
         if let Some(o) = x.offset {

@@ -154,7 +154,7 @@ pub fn write_neo4j<N: Write, R: Write>(
         out.push(',');
         out.push_str(&x.kind.as_str().to_ascii_uppercase());
         out.push(',');
-        field(&mut out, x.call);
+        field(&mut out, x.call.as_str());
         out.push_str(&format!(",{},{},", x.bytes, x.events));
         if let Some(o) = x.offset {
             out.push_str(&o.to_string());

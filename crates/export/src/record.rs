@@ -436,7 +436,7 @@ pub(crate) fn for_each<'g>(
                 }
             }
             r.attr(Ns::Tomo, "edge", Val::Str(Cow::Borrowed(x.kind.as_str())));
-            r.attr(Ns::Tomo, "call", Val::Str(Cow::Borrowed(x.call)));
+            r.attr(Ns::Tomo, "call", Val::Str(Cow::Borrowed(x.call.as_str())));
             r.attr(Ns::Tomo, "bytes", Val::Int(ns_int(x.bytes)));
             r.attr(Ns::Tomo, "events", Val::Int(x.events.into()));
             if let Some(o) = x.offset {

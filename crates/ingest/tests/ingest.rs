@@ -97,9 +97,9 @@ fn triples(g: &Graph) -> Vec<(String, &'static str, String)> {
         .filter(|e| e.kind != EdgeKind::Version)
         .map(|e| {
             (
-                g.nodes[e.src as usize].label.clone(),
+                g.nodes[e.src as usize].label.to_string(),
                 e.kind.as_str(),
-                g.nodes[e.dst as usize].label.clone(),
+                g.nodes[e.dst as usize].label.to_string(),
             )
         })
         .collect();

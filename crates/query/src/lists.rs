@@ -149,7 +149,7 @@ pub fn ps_rows(g: &Graph) -> Vec<PsRow<'_>> {
         match x.kind {
             EdgeKind::Read if dk == EntityKind::Process && sk.is_object() => {
                 let a = acc.entry(de).or_default();
-                if is_mmap(x.call) {
+                if is_mmap(x.call.as_str()) {
                     a.maps.entry(se, map(se));
                 } else {
                     let r = a.reads.entry(se, io(se));
@@ -162,7 +162,7 @@ pub fn ps_rows(g: &Graph) -> Vec<PsRow<'_>> {
             }
             EdgeKind::Write if sk == EntityKind::Process && dk.is_object() => {
                 let a = acc.entry(se).or_default();
-                if is_mmap(x.call) {
+                if is_mmap(x.call.as_str()) {
                     a.maps.entry(de, map(de)).shared_write = true;
                 } else {
                     let r = a.writes.entry(de, io(de));
@@ -540,7 +540,7 @@ pub fn write_timeline_json<W: Write + ?Sized>(
                 ts_ns: x.ts_ns,
                 time: rfc3339(x.ts_ns),
                 kind: x.kind.as_str(),
-                call: x.call,
+                call: x.call.as_str(),
                 bytes: x.bytes,
                 offset: x.offset,
                 events: x.events,

@@ -101,7 +101,7 @@ impl EdgeView {
             ts_ns: x.ts_ns,
             bytes: x.bytes,
             offset: x.offset,
-            call: x.call,
+            call: x.call.as_str(),
             last_ns: x.last_ns,
             events: x.events,
         }
@@ -132,7 +132,7 @@ impl ViaView {
             kind: x.kind.as_str(),
             ts_ns: x.ts_ns,
             bytes: x.bytes,
-            call: x.call,
+            call: x.call.as_str(),
             time: rfc3339(x.ts_ns),
             last_ns: x.last_ns,
             events: x.events,
@@ -348,7 +348,7 @@ pub fn edge_phrase<G: GraphRead + ?Sized>(g: &G, e: EdgeId) -> String {
     let plain_read = ["read", "pread64", "readv", "preadv", "preadv2"];
     let plain_write = ["write", "pwrite64", "writev", "pwritev", "pwritev2"];
     let with_call = |verb: &str, plain: &[&str]| {
-        if plain.contains(&x.call) {
+        if plain.contains(&x.call.as_str()) {
             format!("{verb} {}", fmt_bytes(x.bytes))
         } else {
             format!("{verb} {} ({})", fmt_bytes(x.bytes), x.call)

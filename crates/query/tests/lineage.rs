@@ -22,7 +22,7 @@ fn names(g: &Graph, t: &Tree) -> HashSet<String> {
         .chain(
             t.nodes
                 .iter()
-                .map(|tn| g.nodes[tn.node as usize].label.clone()),
+                .map(|tn| g.nodes[tn.node as usize].label.to_string()),
         )
         .collect()
 }
@@ -104,7 +104,7 @@ fn why_of_pipeline_output_reaches_the_inputs_through_the_pipe() {
     assert_eq!(g.edges[pipe.via.unwrap() as usize].kind, EdgeKind::Read);
     assert_eq!(pipe.children.len(), 1);
     let tar = &t.nodes[pipe.children[0]];
-    assert_eq!(g.nodes[tar.node as usize].label, "tar");
+    assert_eq!(&*g.nodes[tar.node as usize].label, "tar");
     assert_eq!(g.edges[tar.via.unwrap() as usize].bytes, 512);
 
     let s = text(&g, &t);
@@ -387,7 +387,7 @@ fn path_lists_the_hops_with_their_times() {
     assert_eq!(first.hops(&g), 4);
     let labels: Vec<&str> = first
         .nodes(&g)
-        .map(|n| g.nodes[n as usize].label.as_str())
+        .map(|n| g.nodes[n as usize].label.as_ref())
         .collect();
     assert_eq!(labels, ["/d/a", "tar", "pipe:[77]", "gzip", "/w/out.tgz"]);
     let times: Vec<u64> = first

@@ -15,7 +15,7 @@ fn res(g: &Graph, t: &str) -> Result<Resolved, QueryError> {
 fn label(g: &Graph, r: &Resolved) -> String {
     g.nodes[g.entities[r.entity as usize].current() as usize]
         .label
-        .clone()
+        .to_string()
 }
 
 #[test]

@@ -67,9 +67,9 @@ fn cat_redirect_through_log_and_ingest() {
     assert_eq!(info.exit_code, Some(0));
     assert_eq!(info.parent, Some(bash));
     let n = g.entities[cat as usize].current();
-    assert_eq!(g.nodes[n as usize].label, "cat");
+    assert_eq!(&*g.nodes[n as usize].label, "cat");
     let bash_n = g.entities[bash as usize].current();
-    assert_eq!(g.nodes[bash_n as usize].label, "bash");
+    assert_eq!(&*g.nodes[bash_n as usize].label, "bash");
 
     assert_eq!(edges(&g, bash, cat, EdgeKind::Spawn).len(), 1);
     assert_eq!(edges(&g, cat_bin, cat, EdgeKind::Load).len(), 1);

@@ -534,7 +534,7 @@ fn late_spawn_moves_before_its_child() {
     assert_eq!(info.ppid, 700);
     assert!(info.parent.is_some());
     let n = g.entities[ls as usize].current();
-    assert_eq!(g.nodes[n as usize].label, "ls");
+    assert_eq!(&*g.nodes[n as usize].label, "ls");
 }
 
 /// clone3 hides its flags: a child that never acts under its own pid was a thread.

@@ -18,10 +18,14 @@
 //! store read in place ([`disk::Lazy`], decoding only what a query touches)
 //! implement.
 
+pub mod call;
 pub mod disk;
 pub mod ident;
 
+pub use call::CallName;
+
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The graph's lookup maps, hashed with foldhash (randomly seeded, fast).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -126,8 +130,10 @@ pub struct Node {
     pub version: u32,
     pub created_ns: u64,
     /// Process: basename of the program at this version. Object: its name
-    /// at creation of the version.
-    pub label: String,
+    /// at creation of the version. Shared: a new version usually keeps its
+    /// predecessor's label, and millions of versions each owning a copy
+    /// were a tenth of the ingest's memory.
+    pub label: Arc<str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -197,7 +203,7 @@ pub struct Edge {
     /// Offset of the first event (file offset or stream offset).
     pub offset: Option<u64>,
     /// The call of the first event (e.g. "read", "sendfile").
-    pub call: &'static str,
+    pub call: CallName,
     /// Number of events merged into this edge.
     pub events: u32,
 }
@@ -212,13 +218,159 @@ pub struct Flow {
     pub call: &'static str,
 }
 
+/// Where a version's incoming or outgoing edge ids are: a slice of one of
+/// the frozen arenas, or (`start == LIVE`) the growing list its entity keeps
+/// for its current version.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+const LIVE: u32 = u32::MAX;
+
+impl Span {
+    const LIVE: Span = Span {
+        start: LIVE,
+        len: 0,
+    };
+}
+
+/// Adjacency lists. Edges only ever leave or enter the *current* version of
+/// an entity (the versioning rule), so a version's lists stop growing when
+/// its successor is created: they are then appended to one arena per
+/// direction and the entity's two growable lists are reused for the new
+/// version. This costs 16 bytes per version instead of two `Vec`s (48
+/// bytes and two allocations, plus their slack), which at 100 M events was
+/// the difference between fitting in memory or not.
+#[derive(Debug, Default)]
+struct Adjacency {
+    ins: Vec<Span>,
+    outs: Vec<Span>,
+    in_arena: Vec<EdgeId>,
+    out_arena: Vec<EdgeId>,
+    /// Per entity: the edges into and out of its current version.
+    live_in: Vec<Vec<EdgeId>>,
+    live_out: Vec<Vec<EdgeId>>,
+}
+
+impl Adjacency {
+    fn add_node(&mut self) {
+        self.ins.push(Span::LIVE);
+        self.outs.push(Span::LIVE);
+    }
+
+    fn add_entity(&mut self) {
+        self.live_in.push(Vec::new());
+        self.live_out.push(Vec::new());
+    }
+
+    /// Freeze the lists of `n`, the current version of `e`, which is being
+    /// superseded.
+    fn freeze(&mut self, n: NodeId, e: EntityId) {
+        let (li, lo) = (
+            &mut self.live_in[e as usize],
+            &mut self.live_out[e as usize],
+        );
+        self.ins[n as usize] = Span {
+            start: self.in_arena.len() as u32,
+            len: li.len() as u32,
+        };
+        self.in_arena.append(li);
+        self.outs[n as usize] = Span {
+            start: self.out_arena.len() as u32,
+            len: lo.len() as u32,
+        };
+        self.out_arena.append(lo);
+    }
+
+    fn ins(&self, n: NodeId, e: EntityId) -> &[EdgeId] {
+        let s = self.ins[n as usize];
+        if s.start == LIVE {
+            &self.live_in[e as usize]
+        } else {
+            &self.in_arena[s.start as usize..(s.start + s.len) as usize]
+        }
+    }
+
+    fn outs(&self, n: NodeId, e: EntityId) -> &[EdgeId] {
+        let s = self.outs[n as usize];
+        if s.start == LIVE {
+            &self.live_out[e as usize]
+        } else {
+            &self.out_arena[s.start as usize..(s.start + s.len) as usize]
+        }
+    }
+
+    /// Build all lists from the edges (in id order, so each list is in
+    /// creation order): frozen arenas for every version but the current
+    /// ones, whose lists become the live lists of their entities.
+    fn rebuild(nodes: &[Node], entities: &[Entity], edges: &[Edge]) -> Adjacency {
+        let n = nodes.len();
+        let mut live = vec![false; n];
+        for ent in entities {
+            if let Some(&c) = ent.versions.last() {
+                live[c as usize] = true;
+            }
+        }
+        let side = |key: &dyn Fn(&Edge) -> NodeId| -> (Vec<Span>, Vec<EdgeId>) {
+            let mut count = vec![0u32; n];
+            for e in edges {
+                let k = key(e) as usize;
+                if !live[k] {
+                    count[k] += 1;
+                }
+            }
+            let mut spans = Vec::with_capacity(n);
+            let mut at = 0u32;
+            for (i, &c) in count.iter().enumerate() {
+                if live[i] {
+                    spans.push(Span::LIVE);
+                } else {
+                    spans.push(Span { start: at, len: 0 });
+                    at += c;
+                }
+            }
+            let mut arena = vec![0; at as usize];
+            for (id, e) in edges.iter().enumerate() {
+                let k = key(e) as usize;
+                if !live[k] {
+                    let s = &mut spans[k];
+                    arena[(s.start + s.len) as usize] = id as EdgeId;
+                    s.len += 1;
+                }
+            }
+            (spans, arena)
+        };
+        let (ins, in_arena) = side(&|e| e.dst);
+        let (outs, out_arena) = side(&|e| e.src);
+        let mut live_in = vec![Vec::new(); entities.len()];
+        let mut live_out = vec![Vec::new(); entities.len()];
+        for (id, e) in edges.iter().enumerate() {
+            if live[e.dst as usize] {
+                live_in[nodes[e.dst as usize].entity as usize].push(id as EdgeId);
+            }
+            if live[e.src as usize] {
+                live_out[nodes[e.src as usize].entity as usize].push(id as EdgeId);
+            }
+        }
+        Adjacency {
+            ins,
+            outs,
+            in_arena,
+            out_arena,
+            live_in,
+            live_out,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Graph {
     pub entities: Vec<Entity>,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
-    out_adj: Vec<Vec<EdgeId>>,
-    in_adj: Vec<Vec<EdgeId>>,
+    adj: Adjacency,
     by_uuid: HashMap<Uuid, EntityId>,
     by_name: HashMap<String, Vec<EntityId>>,
     by_pid: HashMap<u32, Vec<EntityId>>,
@@ -246,7 +398,8 @@ impl Graph {
             return e;
         }
         let eid = self.entities.len() as EntityId;
-        let nid = self.push_node(eid, 0, ts_ns, label.to_string());
+        let nid = self.push_node(eid, 0, ts_ns, Arc::from(label));
+        self.adj.add_entity();
         self.entities.push(Entity {
             uuid,
             kind,
@@ -269,7 +422,7 @@ impl Graph {
         entity: EntityId,
         version: u32,
         created_ns: u64,
-        label: String,
+        label: Arc<str>,
     ) -> NodeId {
         let nid = self.nodes.len() as NodeId;
         self.nodes.push(Node {
@@ -278,8 +431,7 @@ impl Graph {
             created_ns,
             label,
         });
-        self.out_adj.push(Vec::new());
-        self.in_adj.push(Vec::new());
+        self.adj.add_node();
         nid
     }
 
@@ -315,11 +467,16 @@ impl Graph {
         call: &'static str,
     ) -> NodeId {
         let prev = self.entities[e as usize].current();
-        let label = label.unwrap_or_else(|| self.nodes[prev as usize].label.clone());
+        let label = match label {
+            Some(l) if *l != *self.nodes[prev as usize].label => Arc::from(l),
+            _ => self.nodes[prev as usize].label.clone(),
+        };
         let version = self.nodes[prev as usize].version + 1;
         let nid = self.push_node(e, version, ts_ns, label);
-        self.entities[e as usize].versions.push(nid);
-        self.push_edge(Edge {
+        // The creating edge is prev's last out-edge and nid's first in-edge;
+        // prev's lists are complete once it is there.
+        let id = self.edges.len() as EdgeId;
+        self.edges.push(Edge {
             src: prev,
             dst: nid,
             kind,
@@ -327,9 +484,13 @@ impl Graph {
             last_ns: ts_ns,
             bytes: 0,
             offset: None,
-            call,
+            call: CallName::new(call),
             events: 1,
         });
+        self.adj.live_out[e as usize].push(id);
+        self.adj.freeze(prev, e);
+        self.entities[e as usize].versions.push(nid);
+        self.adj.live_in[e as usize].push(id);
         nid
     }
 
@@ -343,17 +504,18 @@ impl Graph {
         if src == dst {
             return None;
         }
+        let call = CallName::new(f.call);
         let s = self.entities[src as usize].current();
         let mut d = self.entities[dst as usize].current();
-        if !self.out_adj[d as usize].is_empty() {
+        if !self.adj.live_out[dst as usize].is_empty() {
             d = self.new_version(dst, f.ts_ns, None, EdgeKind::Version, "version");
         }
-        if let Some(&last) = self.in_adj[d as usize]
+        if let Some(&last) = self.adj.live_in[dst as usize]
             .last()
             .filter(|_| !self.keep_every_flow)
         {
             let e = &mut self.edges[last as usize];
-            if e.src == s && e.kind == f.kind && e.call == f.call {
+            if e.src == s && e.kind == f.kind && e.call == call {
                 e.bytes += f.bytes;
                 e.last_ns = f.ts_ns;
                 e.events = e.events.saturating_add(1);
@@ -368,25 +530,39 @@ impl Graph {
             last_ns: f.ts_ns,
             bytes: f.bytes,
             offset: f.offset,
-            call: f.call,
+            call,
             events: 1,
         }))
     }
 
+    /// Add an edge between two *current* versions (the only ones edges
+    /// may leave or enter).
     fn push_edge(&mut self, e: Edge) -> EdgeId {
         let id = self.edges.len() as EdgeId;
-        self.out_adj[e.src as usize].push(id);
-        self.in_adj[e.dst as usize].push(id);
+        let (se, de) = (
+            self.nodes[e.src as usize].entity,
+            self.nodes[e.dst as usize].entity,
+        );
+        debug_assert_eq!(self.entities[se as usize].current(), e.src);
+        debug_assert_eq!(self.entities[de as usize].current(), e.dst);
+        self.adj.live_out[se as usize].push(id);
+        self.adj.live_in[de as usize].push(id);
         self.edges.push(e);
         id
     }
 
+    /// Rebuild the adjacency lists from `edges` (after building the
+    /// entities, nodes and edges directly, as the store's loader does).
+    pub fn rebuild_adjacency(&mut self) {
+        self.adj = Adjacency::rebuild(&self.nodes, &self.entities, &self.edges);
+    }
+
     pub fn out_edges(&self, n: NodeId) -> &[EdgeId] {
-        &self.out_adj[n as usize]
+        self.adj.outs(n, self.nodes[n as usize].entity)
     }
 
     pub fn in_edges(&self, n: NodeId) -> &[EdgeId] {
-        &self.in_adj[n as usize]
+        self.adj.ins(n, self.nodes[n as usize].entity)
     }
 
     pub fn entity_of(&self, n: NodeId) -> &Entity {
@@ -425,14 +601,16 @@ impl Graph {
     /// Check the DAG invariant; used by tests and `tomo stats --check`.
     pub fn is_acyclic(&self) -> bool {
         // Kahn's algorithm over nodes.
-        let mut indeg: Vec<u32> = self.in_adj.iter().map(|v| v.len() as u32).collect();
+        let mut indeg: Vec<u32> = (0..self.nodes.len() as NodeId)
+            .map(|n| self.in_edges(n).len() as u32)
+            .collect();
         let mut stack: Vec<NodeId> = (0..self.nodes.len() as NodeId)
             .filter(|&n| indeg[n as usize] == 0)
             .collect();
         let mut seen = 0usize;
         while let Some(n) = stack.pop() {
             seen += 1;
-            for &e in &self.out_adj[n as usize] {
+            for &e in self.out_edges(n) {
                 let d = self.edges[e as usize].dst as usize;
                 indeg[d] -= 1;
                 if indeg[d] == 0 {
@@ -553,7 +731,7 @@ impl GraphRead for Graph {
                     && ent
                         .versions
                         .iter()
-                        .any(|&v| self.nodes[v as usize].label == label)
+                        .any(|&v| *self.nodes[v as usize].label == *label)
             })
             .collect()
     }
@@ -568,7 +746,7 @@ impl GraphRead for Graph {
             .entities
             .iter()
             .filter(|e| e.kind == EntityKind::Process)
-            .map(|e| self.nodes[e.current() as usize].label.clone())
+            .map(|e| self.nodes[e.current() as usize].label.to_string())
             .collect();
         v.sort_unstable();
         v.dedup();

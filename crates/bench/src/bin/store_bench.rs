@@ -29,6 +29,7 @@ use std::time::Instant;
 use tomo_event::*;
 use tomo_ingest::index::{self, BadStore};
 use tomo_log::{RecordingMeta, Writer, WriterOptions};
+use tomo_store::GraphRead;
 
 #[derive(Parser)]
 #[command(about = "Store benchmark: ingest rate, bytes/event, lineage latency (issue #4)")]
@@ -76,6 +77,16 @@ struct Args {
     /// and reported, when this process and it together would exceed it.
     #[arg(long, default_value_t = 8192)]
     max_rss_mib: u64,
+    /// Measure only what needs no whole graph in memory besides the index
+    /// build: size, and lineage on the store read in place (skips the
+    /// breakdown, the whole-store open and the in-memory queries; for
+    /// stores whose graph fits in memory only once, e.g. 100 M events).
+    #[arg(long)]
+    in_place_only: bool,
+    /// Reuse a synthetic recording left in --dir by an earlier run with
+    /// --keep (same size and seed) instead of generating it again.
+    #[arg(long)]
+    reuse: bool,
 }
 
 const SYSTEMS: [&str; 3] = ["sqlite", "duckdb", "networkx"];
@@ -573,8 +584,13 @@ fn run(a: &Args, input: &Input) -> Result<serde_json::Value> {
             let log = a.dir.join(format!("synthetic-{n}.tomo"));
             let idx = index::default_path(&log);
             let _ = std::fs::remove_file(&idx);
-            eprintln!("store_bench: generating {n} events into {}", log.display());
-            let (_, gen_s) = generate(&log, *n, a.seed)?;
+            let gen_s = if a.reuse && log.exists() {
+                eprintln!("store_bench: reusing {}", log.display());
+                0.0
+            } else {
+                eprintln!("store_bench: generating {n} events into {}", log.display());
+                generate(&log, *n, a.seed)?.1
+            };
             (format!("synthetic-{n}"), log, idx, gen_s)
         }
         Input::Recording(p) => {
@@ -624,7 +640,26 @@ fn run(a: &Args, input: &Input) -> Result<serde_json::Value> {
             matches!(e.kind, Read | Write | Load | Flow)
         })
         .fold((0u64, 0u64), |(ev, ed), e| (ev + e.events as u64, ed + 1));
+    // Freed by the allocator piece by piece: minutes at 100 M events, and
+    // the process needs the memory, not the time.
     drop(g);
+    if a.in_place_only {
+        return in_place_only(
+            a,
+            InPlaceRun {
+                name,
+                n,
+                log_bytes,
+                idx: &idx,
+                log: &log,
+                input,
+                gen_s,
+                build_s,
+                counts: (entities, nodes, edges),
+                flows: (flow_events, flow_edges),
+            },
+        );
+    }
 
     // 2. Breakdown: reading (decompress + decode) alone, then ingest alone.
     let t = Instant::now();
@@ -776,10 +811,109 @@ fn run(a: &Args, input: &Input) -> Result<serde_json::Value> {
 /// The lineage targets: entities chosen uniformly (seeded), the same for
 /// every depth and every compared system.
 fn pick_targets(a: &Args, g: &tomo_store::Graph) -> Vec<u32> {
+    pick_targets_of(a, g.entities.len())
+}
+
+fn pick_targets_of(a: &Args, entities: usize) -> Vec<u32> {
     let mut rng = Rng(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     (0..a.targets)
-        .map(|_| rng.below(g.entities.len() as u64) as u32)
+        .map(|_| rng.below(entities as u64) as u32)
         .collect()
+}
+
+/// What the index build of an `--in-place-only` run measured.
+struct InPlaceRun<'a> {
+    name: String,
+    n: u64,
+    log_bytes: u64,
+    idx: &'a Path,
+    log: &'a Path,
+    input: &'a Input,
+    gen_s: f64,
+    build_s: f64,
+    counts: (usize, usize, usize),
+    flows: (u64, u64),
+}
+
+/// `--in-place-only`: size and lineage on the store read in place (what
+/// `tomo why` does on an up-to-date store), with the CLI's node cap and,
+/// for the answer sizes, without it.
+fn in_place_only(a: &Args, r: InPlaceRun) -> Result<serde_json::Value> {
+    let n = r.n;
+    let store_bytes = std::fs::metadata(r.idx)?.len();
+    let probe = tomo_store::disk::Lazy::open(r.idx, Default::default())?;
+    let targets = pick_targets_of(a, probe.entity_count());
+    let sizes = probe.sizes().clone();
+    drop(probe);
+    let sections: Vec<serde_json::Value> = sizes
+        .sections
+        .iter()
+        .map(|(tag, stored, raw)| serde_json::json!({"section": tag, "bytes": stored, "raw_bytes": raw}))
+        .collect();
+    let mut lineage = Vec::new();
+    for &depth in &a.depth {
+        let opts = tomo_query::LineageOptions {
+            depth: Some(depth),
+            at: None,
+            max_nodes: tomo_query::DEFAULT_MAX_NODES,
+        };
+        eprintln!(
+            "store_bench: why --depth {depth} in place on {} targets",
+            targets.len()
+        );
+        let mut lazy = Vec::with_capacity(targets.len());
+        let (mut nodes, mut chunks, mut capped) = (0usize, 0u64, 0usize);
+        for &e in &targets {
+            let t = Instant::now();
+            let l = tomo_store::disk::Lazy::open(r.idx, Default::default())?;
+            let tree = tomo_query::why(&l, e, &opts);
+            tree.write_json(&l, &mut std::io::sink())?;
+            lazy.push(t.elapsed().as_secs_f64() * 1e3);
+            nodes += tree.graph_nodes().count();
+            capped += tree.capped as usize;
+            chunks += l.chunks_read();
+            if let Some(err) = l.error() {
+                bail!("{err}");
+            }
+        }
+        lazy.sort_by(|a, b| a.total_cmp(b));
+        let k = targets.len().max(1) as f64;
+        lineage.push(serde_json::json!({
+            "depth": depth,
+            "targets": targets.len(),
+            "in_place_p50_ms": pct(&lazy, 0.5),
+            "in_place_p99_ms": pct(&lazy, 0.99),
+            "in_place_max_ms": pct(&lazy, 1.0),
+            "in_place_mean_chunks": chunks as f64 / k,
+            "mean_tree_nodes": nodes as f64 / k,
+            "capped_answers": capped,
+        }));
+    }
+    let per = |b: u64| b as f64 / n as f64;
+    let (entities, nodes, edges) = r.counts;
+    let (flow_events, flow_edges) = r.flows;
+    let report = serde_json::json!({
+        "input": r.name,
+        "events": n,
+        "in_place_only": true,
+        "entities": entities, "nodes": nodes, "edges": edges,
+        "flow_events": flow_events, "flow_edges": flow_edges,
+        "reduction_ratio": flow_events as f64 / flow_edges.max(1) as f64,
+        "generate_s": r.gen_s,
+        "log_bytes": r.log_bytes, "log_bytes_per_event": per(r.log_bytes),
+        "store_bytes": store_bytes, "store_bytes_per_event": per(store_bytes),
+        "index_build_s": r.build_s, "index_build_events_per_s": n as f64 / r.build_s,
+        "lineage": lineage,
+        "max_rss_mib": max_rss_mib(),
+        "sections": sections,
+    });
+    if !a.keep {
+        if let Input::Synthetic(_) = r.input {
+            let _ = std::fs::remove_file(r.log);
+        }
+        let _ = std::fs::remove_file(r.idx);
+    }
+    Ok(report)
 }
 
 /// Tomo's side of the comparison, measured before the graph is dropped.
@@ -1125,21 +1259,33 @@ fn main() -> Result<()> {
                 f("index_build_s"),
                 f("index_build_events_per_s")
             );
-            println!(
-                "  of which: read+decode log {:.0} events/s, ingest alone {:.0} events/s, store write {:.2} s",
-                f("read_only_events_per_s"),
-                f("ingest_only_events_per_s"),
-                f("store_write_s")
-            );
+            let in_place_only = r["in_place_only"].as_bool() == Some(true);
+            if !in_place_only {
+                println!(
+                    "  of which: read+decode log {:.0} events/s, ingest alone {:.0} events/s, store write {:.2} s",
+                    f("read_only_events_per_s"),
+                    f("ingest_only_events_per_s"),
+                    f("store_write_s")
+                );
+            }
             println!(
                 "size: store {} bytes = {:.2} bytes/event (log {:.2} bytes/event)",
                 r["store_bytes"],
                 f("store_bytes_per_event"),
                 f("log_bytes_per_event")
             );
-            println!("open store: {:.3} s", f("open_s"));
+            if !in_place_only {
+                println!("open store: {:.3} s", f("open_s"));
+            }
             for l in r["lineage"].as_array().into_iter().flatten() {
                 let g = |k: &str| l[k].as_f64().unwrap_or(0.0);
+                if in_place_only {
+                    println!(
+                        "why --depth {} over {} random targets, store read in place (open + why + JSON, node cap {}): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (mean {:.1} tree nodes, {} answers capped, {:.1} chunks decoded)",
+                        l["depth"], l["targets"], tomo_query::DEFAULT_MAX_NODES, g("in_place_p50_ms"), g("in_place_p99_ms"), g("in_place_max_ms"), g("mean_tree_nodes"), l["capped_answers"], g("in_place_mean_chunks")
+                    );
+                    continue;
+                }
                 println!(
                     "why --depth {} over {} random targets: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (mean {:.1} tree nodes)",
                     l["depth"], l["targets"], g("p50_ms"), g("p99_ms"), g("max_ms"), g("mean_tree_nodes")

@@ -387,7 +387,7 @@ impl WriteCtx<'_> {
                         x.call,
                         node.created_ns,
                     );
-                    let sym = self.sym_of[&super::sym_key(x.kind, x.call)];
+                    let sym = self.sym_of[&super::sym_key(x.kind, x.call.as_str())];
                     if *x == want && sym < 254 && e0 as u64 >= st.base {
                         implied = Some((e0, sym));
                     }
@@ -432,7 +432,7 @@ impl WriteCtx<'_> {
                 put_delta(&mut cols[8], x.src as u64, n as u64);
                 put(
                     &mut cols[9],
-                    self.sym_of[&super::sym_key(x.kind, x.call)] as u64,
+                    self.sym_of[&super::sym_key(x.kind, x.call.as_str())] as u64,
                 );
                 put_delta(&mut cols[10], x.ts_ns, prev_ts);
                 prev_ts = x.ts_ns;
@@ -458,7 +458,7 @@ pub(super) struct Ctx {
     pub n_strs: u64,
     pub syms: Vec<(EdgeKind, u32)>,
     /// The call name of each symbol, once known ([`Ctx::with_calls`]).
-    pub calls: Vec<&'static str>,
+    pub calls: Vec<crate::CallName>,
     pub roots: Vec<UuidRoot>,
 }
 
@@ -485,7 +485,7 @@ impl Ctx {
         let mut calls = Vec::with_capacity(self.syms.len());
         for &(_, c) in &self.syms {
             let s = string(c)?;
-            match super::intern(&s) {
+            match crate::CallName::intern(&s) {
                 Some(x) => calls.push(x),
                 None => return Err(super::corrupt(path, off, "too many distinct call names")),
             }
@@ -508,7 +508,7 @@ impl Ctx {
         })
     }
 
-    pub fn sym(&self, s: u32) -> (EdgeKind, &'static str) {
+    pub fn sym(&self, s: u32) -> (EdgeKind, crate::CallName) {
         (self.syms[s as usize].0, self.calls[s as usize])
     }
 

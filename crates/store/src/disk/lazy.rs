@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// How much a [`Lazy`] may keep of the chunks it decoded.
@@ -265,7 +266,7 @@ impl Lazy {
                 entity: 0,
                 version: 0,
                 created_ns: 0,
-                label: String::new(),
+                label: Arc::from(""),
             },
             placeholder_edge: Edge {
                 src: 0,
@@ -275,7 +276,7 @@ impl Lazy {
                 last_ns: 0,
                 bytes: 0,
                 offset: None,
-                call: "version",
+                call: crate::CallName::new("version"),
                 events: 1,
             },
         })
@@ -702,7 +703,7 @@ impl GraphRead for Lazy {
             return &self.placeholder_node;
         };
         let label = match ln.label {
-            Label::Id(id) => self.string(id),
+            Label::Id(id) => Arc::from(self.string(id)),
             Label::SameAsFirst if rank > 0 => {
                 let first = self.entity(ln.entity).versions[0];
                 self.node(first).label.clone()

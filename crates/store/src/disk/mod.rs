@@ -48,6 +48,7 @@ use codec::{put, put_opt, Cur};
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const MAGIC: [u8; 8] = *b"\x89TIDX\r\n\x1a";
 pub const VERSION: u16 = 3;
@@ -69,8 +70,15 @@ const LPOS: usize = 6;
 const PER_CHUNK: usize = 4096;
 /// Opaque sections are cut into chunks of this many bytes.
 const OPAQUE_CHUNK: usize = 4 << 20;
-/// Refuse chunks that claim to inflate beyond this (corruption guard).
-const MAX_CHUNK_RAW: u64 = 64 << 20;
+/// Average incoming edges per version a NODE chunk may hold before it is
+/// cut (so 16,384 edges for 4096 versions).
+const EDGES_PER_VERSION_IN_CHUNK: usize = 4;
+/// Refuse chunks that claim to inflate beyond this (corruption guard). A
+/// chunk holds at least one version with all its incoming edges, which can
+/// be millions; chunks above [`BULK_INFLATE_MAX`] are inflated as a stream,
+/// so a claimed size costs no memory before the bytes are really there.
+const MAX_CHUNK_RAW: u64 = 4 << 30;
+const BULK_INFLATE_MAX: u64 = 64 << 20;
 /// At most this many UUID roots (host, boot) are tried per entity.
 const MAX_ROOTS: usize = 64;
 /// Under `cargo fuzz` (`--cfg fuzzing`) checksums are not compared, so that
@@ -192,28 +200,6 @@ const EDGE_KINDS: [EdgeKind; 16] = [
     EdgeKind::Chown,
     EdgeKind::Signal,
 ];
-
-/// Interns a call name read from a store as a `&'static str` (edges keep
-/// their call as a static string). Call names are a small closed set; the
-/// table is capped so that a hostile store cannot leak memory.
-fn intern(s: &str) -> Option<&'static str> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static TABLE: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
-    let mut t = TABLE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(&v) = t.get(s) {
-        return Some(v);
-    }
-    if t.len() >= 4096 || s.len() > 64 {
-        return None;
-    }
-    let v: &'static str = Box::leak(s.to_string().into_boxed_str());
-    t.insert(s.to_string(), v);
-    Some(v)
-}
 
 // ---------------------------------------------------------------------------
 // The file: header, sections, chunk directories.
@@ -467,6 +453,17 @@ fn sections<S: Src + ?Sized>(path: &Path, src: &S) -> Result<Vec<Section>, Store
 }
 
 /// The raw bytes of one chunk, checked against its checksum and sizes.
+/// Inflate a large chunk, growing the buffer as bytes come (at most
+/// `limit + 1`, so a chunk longer than its directory entry says is seen).
+fn inflate_stream(comp: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(comp)?
+        .take(limit + 1)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
 fn inflate<S: Src + ?Sized>(
     path: &Path,
     src: &S,
@@ -483,7 +480,12 @@ fn inflate<S: Src + ?Sized>(
             format!("section {tag} chunk {i} checksum mismatch"),
         ));
     }
-    let raw = zstd::bulk::decompress(&comp, c.raw as usize).map_err(|e| {
+    let raw = if c.raw <= BULK_INFLATE_MAX {
+        zstd::bulk::decompress(&comp, c.raw as usize)
+    } else {
+        inflate_stream(&comp, c.raw)
+    }
+    .map_err(|e| {
         corrupt(
             path,
             c.off,
@@ -794,8 +796,8 @@ pub fn write_with(
     let mut byaddr: crate::HashMap<SymKey, (EdgeKind, &'static str, u64)> = Default::default();
     for e in &g.edges {
         byaddr
-            .entry(sym_key(e.kind, e.call))
-            .or_insert((e.kind, e.call, 0))
+            .entry(sym_key(e.kind, e.call.as_str()))
+            .or_insert((e.kind, e.call.as_str(), 0))
             .2 += 1;
     }
     let mut symc: std::collections::BTreeMap<(u8, &'static str), u64> = Default::default();
@@ -901,12 +903,26 @@ pub fn write_with(
     let mut s = SecOut::new(b"NODE");
     let mut state = chunk::NodeWriteState::default();
     let mut buf = Vec::new();
-    for lo in (0..g.nodes.len()).step_by(per_chunk) {
-        let hi = (lo + per_chunk).min(g.nodes.len());
+    // A NODE chunk ends after `per_chunk` versions or once it holds
+    // `EDGES_PER_VERSION_IN_CHUNK` edges per version on average: a few
+    // versions with a million incoming edges each (a daemon reading from
+    // every client before it writes) made 100 M events' first chunk
+    // inflate beyond what a reader accepts, and every query touching one
+    // of those versions decoded all of it.
+    let edge_budget = per_chunk.saturating_mul(EDGES_PER_VERSION_IN_CHUNK);
+    let mut lo = 0;
+    while lo < g.nodes.len() {
+        let mut hi = lo;
+        let mut edges = 0usize;
+        while hi < g.nodes.len() && hi - lo < per_chunk && (hi == lo || edges < edge_budget) {
+            edges += g.in_edges(hi as u32).len();
+            hi += 1;
+        }
         ctx.encode_nodes(lo, hi, &mut state, &mut buf)
             .map_err(bad)?;
         s.push(&buf, (hi - lo) as u32, lo as u64)
             .map_err(io(path))?;
+        lo = hi;
     }
     secs.push(s);
     let r = (|| -> std::io::Result<()> {
@@ -978,6 +994,8 @@ pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Opened, StoreError> {
     }
     let ctx = ctx.with_calls(path, secs[META].offset, &strings)?;
     let s = |id: u32| strings[id as usize].clone();
+    // Labels as shared strings, one allocation per distinct label.
+    let mut labels: Vec<Option<Arc<str>>> = vec![None; strings.len()];
 
     // ENTS
     let n_ent = m.counts.entities as usize;
@@ -1053,7 +1071,9 @@ pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Opened, StoreError> {
             }
             seen[ln.entity as usize] += 1;
             let label = match ln.label {
-                chunk::Label::Id(id) => s(id),
+                chunk::Label::Id(id) => labels[id as usize]
+                    .get_or_insert_with(|| Arc::from(strings[id as usize].as_str()))
+                    .clone(),
                 chunk::Label::SameAsFirst => {
                     if rank == 0 {
                         return Err(err(format!("node {n}: label refers to itself")));
@@ -1111,7 +1131,7 @@ pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Opened, StoreError> {
         ));
     }
     // Edges in id (creation) order: every id once.
-    let placeholder = creating_edge(0, 0, EdgeKind::Version, "version", 0);
+    let placeholder = creating_edge(0, 0, EdgeKind::Version, crate::CallName::new("version"), 0);
     let mut placed: Vec<Edge> = vec![placeholder; edges.len()];
     let mut filled = vec![false; edges.len()];
     for (id, e) in edges {
@@ -1152,13 +1172,8 @@ pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Opened, StoreError> {
         events_applied: m.applied,
         ..Graph::default()
     };
-    g.out_adj = vec![Vec::new(); g.nodes.len()];
-    g.in_adj = vec![Vec::new(); g.nodes.len()];
-    for (id, e) in placed.iter().enumerate() {
-        g.out_adj[e.src as usize].push(id as u32);
-        g.in_adj[e.dst as usize].push(id as u32);
-    }
     g.edges = placed;
+    g.rebuild_adjacency();
     for (i, e) in g.entities.iter().enumerate() {
         if g.by_uuid.insert(e.uuid, i as u32).is_some() {
             return Err(corrupt(
@@ -1187,7 +1202,7 @@ pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Opened, StoreError> {
 
 /// The edge that created version `n` of an entity from its previous version
 /// `prev` (implied by the version, not stored).
-fn creating_edge(prev: u32, n: u32, kind: EdgeKind, call: &'static str, ts: u64) -> Edge {
+fn creating_edge(prev: u32, n: u32, kind: EdgeKind, call: crate::CallName, ts: u64) -> Edge {
     Edge {
         src: prev,
         dst: n,

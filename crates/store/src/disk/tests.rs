@@ -187,3 +187,61 @@ fn garbage_inside_checksummed_chunks_never_panics() {
         }
     }
 }
+
+/// A version with far more incoming edges than a chunk's edge budget (a
+/// daemon reading from every client before writing): the chunk holding
+/// it is cut right after it, its neighbours go to other chunks, and both
+/// readers answer as the graph does. (At 100 M synthetic events, such
+/// versions once made one chunk too large for the reader to accept.)
+#[test]
+fn a_version_with_many_incoming_edges_gets_a_chunk_of_its_own() {
+    let mut g = Graph::new();
+    let d = g.declare(Uuid::from_u128(1), EntityKind::Process, 1, "daemon");
+    let mut files = Vec::new();
+    for i in 0..10u64 {
+        files.push(g.declare(Uuid::from_u128(10 + i as u128), EntityKind::File, 2, "/f"));
+    }
+    let read = |ts| Flow {
+        kind: EdgeKind::Read,
+        ts_ns: ts,
+        bytes: 1,
+        offset: None,
+        call: "recv",
+    };
+    // 300 clients, each a socket the daemon reads from: 300 edges into
+    // the daemon's first version, which never writes.
+    for i in 0..300u64 {
+        let s = g.declare(
+            Uuid::from_u128(1000 + i as u128),
+            EntityKind::Socket,
+            3 + i,
+            "sock",
+        );
+        g.flow(s, d, read(3 + i));
+    }
+    for (i, &f) in files.iter().enumerate() {
+        g.flow(f, d, read(400 + i as u64));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.idx");
+    write_with(&p, &g, &Extra::default(), 7).unwrap();
+    let o = open(&p).unwrap();
+    assert_eq!(dump(&o.graph), dump(&g));
+    let l = Lazy::open(&p, LazyOptions::default()).unwrap();
+    assert_eq!(dump(&l), dump(&g));
+    assert!(l.error().is_none());
+    // 311 versions: by count alone 45 chunks of 7; the daemon's version
+    // (node 0, with 310 in-edges, over the budget of 28) ends the first
+    // chunk by itself, so node 1 is in the next chunk, with node 2.
+    let l = Lazy::open(&p, LazyOptions::default()).unwrap();
+    assert_eq!(l.in_edges(0).len(), 310);
+    let after0 = l.chunks_read();
+    assert_eq!(l.in_edges(1).len(), 0);
+    assert_eq!(
+        l.chunks_read(),
+        after0 + 1,
+        "node 1 is not in node 0's chunk"
+    );
+    let _ = l.in_edges(2);
+    assert_eq!(l.chunks_read(), after0 + 1, "nodes 1 and 2 share a chunk");
+}
