@@ -522,27 +522,27 @@ impl Graph {
                 return Some(last);
             }
         }
-        Some(self.push_edge(Edge {
-            src: s,
-            dst: d,
-            kind: f.kind,
-            ts_ns: f.ts_ns,
-            last_ns: f.ts_ns,
-            bytes: f.bytes,
-            offset: f.offset,
-            call,
-            events: 1,
-        }))
+        Some(self.push_edge(
+            Edge {
+                src: s,
+                dst: d,
+                kind: f.kind,
+                ts_ns: f.ts_ns,
+                last_ns: f.ts_ns,
+                bytes: f.bytes,
+                offset: f.offset,
+                call,
+                events: 1,
+            },
+            src,
+            dst,
+        ))
     }
 
-    /// Add an edge between two *current* versions (the only ones edges
-    /// may leave or enter).
-    fn push_edge(&mut self, e: Edge) -> EdgeId {
+    /// Add an edge between the *current* versions (the only ones edges may
+    /// leave or enter) of entities `se` and `de`.
+    fn push_edge(&mut self, e: Edge, se: EntityId, de: EntityId) -> EdgeId {
         let id = self.edges.len() as EdgeId;
-        let (se, de) = (
-            self.nodes[e.src as usize].entity,
-            self.nodes[e.dst as usize].entity,
-        );
         debug_assert_eq!(self.entities[se as usize].current(), e.src);
         debug_assert_eq!(self.entities[de as usize].current(), e.dst);
         self.adj.live_out[se as usize].push(id);
