@@ -285,20 +285,26 @@ impl Adjacency {
     }
 
     fn ins(&self, n: NodeId, e: EntityId) -> &[EdgeId] {
-        let s = self.ins[n as usize];
-        if s.start == LIVE {
-            &self.live_in[e as usize]
-        } else {
-            &self.in_arena[s.start as usize..(s.start + s.len) as usize]
-        }
+        Self::list(
+            self.ins[n as usize],
+            &self.in_arena,
+            &self.live_in[e as usize],
+        )
     }
 
     fn outs(&self, n: NodeId, e: EntityId) -> &[EdgeId] {
-        let s = self.outs[n as usize];
+        Self::list(
+            self.outs[n as usize],
+            &self.out_arena,
+            &self.live_out[e as usize],
+        )
+    }
+
+    fn list<'a>(s: Span, arena: &'a [EdgeId], live: &'a [EdgeId]) -> &'a [EdgeId] {
         if s.start == LIVE {
-            &self.live_out[e as usize]
+            live
         } else {
-            &self.out_arena[s.start as usize..(s.start + s.len) as usize]
+            &arena[s.start as usize..(s.start + s.len) as usize]
         }
     }
 

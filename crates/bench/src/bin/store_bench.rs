@@ -707,12 +707,7 @@ fn run(a: &Args, input: &Input) -> Result<serde_json::Value> {
     let t = Instant::now();
     let opened = tomo_store::disk::open(&idx)?;
     let open_s = t.elapsed().as_secs_f64();
-    let sections: Vec<serde_json::Value> = opened
-        .sizes
-        .sections
-        .iter()
-        .map(|(tag, stored, raw)| serde_json::json!({"section": tag, "bytes": stored, "raw_bytes": raw}))
-        .collect();
+    let sections = sections_json(&opened.sizes);
     let g = opened.graph;
     if g.entities.is_empty() {
         bail!("{}: the graph has no entities", log.display());
@@ -720,11 +715,7 @@ fn run(a: &Args, input: &Input) -> Result<serde_json::Value> {
     let targets = pick_targets(a, &g);
     let mut lineage = Vec::new();
     for &depth in &a.depth {
-        let opts = tomo_query::LineageOptions {
-            depth: Some(depth),
-            at: None,
-            max_nodes: tomo_query::DEFAULT_MAX_NODES,
-        };
+        let opts = cli_why(depth);
         // The same targets for every depth.
         let mut lat = Vec::with_capacity(targets.len());
         let mut tree_nodes = 0usize;
@@ -737,24 +728,15 @@ fn run(a: &Args, input: &Input) -> Result<serde_json::Value> {
         lat.sort_by(|a, b| a.total_cmp(b));
         // The same questions on the store read in place, as `tomo why`
         // asks them: a fresh reader per target (open + why + JSON answer).
-        let mut lazy = Vec::with_capacity(targets.len());
-        let (mut lazy_nodes, mut chunks) = (0usize, 0u64);
-        for &e in &targets {
-            let t = Instant::now();
-            let l = tomo_store::disk::Lazy::open(&idx, Default::default())?;
-            let tree = tomo_query::why(&l, e, &opts);
-            tree.write_json(&l, &mut std::io::sink())?;
-            lazy.push(t.elapsed().as_secs_f64() * 1e3);
-            lazy_nodes += tree.graph_nodes().count();
-            chunks += l.chunks_read();
-            if let Some(err) = l.error() {
-                bail!("{err}");
-            }
-        }
+        let InPlace {
+            lat_ms: lazy,
+            nodes: lazy_nodes,
+            chunks,
+            ..
+        } = why_in_place(&idx, &targets, &opts)?;
         if lazy_nodes != tree_nodes {
             bail!("the store read in place answered {lazy_nodes} nodes, in memory {tree_nodes}");
         }
-        lazy.sort_by(|a, b| a.total_cmp(b));
         lineage.push(serde_json::json!({
             "depth": depth,
             "targets": targets.len(),
@@ -821,6 +803,60 @@ fn pick_targets_of(a: &Args, entities: usize) -> Vec<u32> {
         .collect()
 }
 
+/// `why --depth D` as the CLI asks it (with its default node cap).
+fn cli_why(depth: usize) -> tomo_query::LineageOptions {
+    tomo_query::LineageOptions {
+        depth: Some(depth),
+        at: None,
+        max_nodes: tomo_query::DEFAULT_MAX_NODES,
+    }
+}
+
+/// The store's sections as JSON: tag, stored and raw bytes.
+fn sections_json(sizes: &tomo_store::disk::Sizes) -> Vec<serde_json::Value> {
+    sizes
+        .sections
+        .iter()
+        .map(|(tag, stored, raw)| serde_json::json!({"section": tag, "bytes": stored, "raw_bytes": raw}))
+        .collect()
+}
+
+/// `why` on the store read in place, as `tomo why` asks it: a fresh
+/// reader per target (open + why + JSON answer).
+struct InPlace {
+    /// Latencies (ms), sorted.
+    lat_ms: Vec<f64>,
+    /// Graph nodes in all answers (folded versions included).
+    nodes: usize,
+    chunks: u64,
+    /// Answers cut by the node cap.
+    capped: usize,
+}
+
+fn why_in_place(idx: &Path, targets: &[u32], opts: &tomo_query::LineageOptions) -> Result<InPlace> {
+    let mut r = InPlace {
+        lat_ms: Vec::with_capacity(targets.len()),
+        nodes: 0,
+        chunks: 0,
+        capped: 0,
+    };
+    for &e in targets {
+        let t = Instant::now();
+        let l = tomo_store::disk::Lazy::open(idx, Default::default())?;
+        let tree = tomo_query::why(&l, e, opts);
+        tree.write_json(&l, &mut std::io::sink())?;
+        r.lat_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        r.nodes += tree.graph_nodes().count();
+        r.capped += tree.capped as usize;
+        r.chunks += l.chunks_read();
+        if let Some(err) = l.error() {
+            bail!("{err}");
+        }
+    }
+    r.lat_ms.sort_by(|a, b| a.total_cmp(b));
+    Ok(r)
+}
+
 /// What the index build of an `--in-place-only` run measured.
 struct InPlaceRun<'a> {
     name: String,
@@ -843,40 +879,21 @@ fn in_place_only(a: &Args, r: InPlaceRun) -> Result<serde_json::Value> {
     let store_bytes = std::fs::metadata(r.idx)?.len();
     let probe = tomo_store::disk::Lazy::open(r.idx, Default::default())?;
     let targets = pick_targets_of(a, probe.entity_count());
-    let sizes = probe.sizes().clone();
+    let sections = sections_json(probe.sizes());
     drop(probe);
-    let sections: Vec<serde_json::Value> = sizes
-        .sections
-        .iter()
-        .map(|(tag, stored, raw)| serde_json::json!({"section": tag, "bytes": stored, "raw_bytes": raw}))
-        .collect();
     let mut lineage = Vec::new();
     for &depth in &a.depth {
-        let opts = tomo_query::LineageOptions {
-            depth: Some(depth),
-            at: None,
-            max_nodes: tomo_query::DEFAULT_MAX_NODES,
-        };
+        let opts = cli_why(depth);
         eprintln!(
             "store_bench: why --depth {depth} in place on {} targets",
             targets.len()
         );
-        let mut lazy = Vec::with_capacity(targets.len());
-        let (mut nodes, mut chunks, mut capped) = (0usize, 0u64, 0usize);
-        for &e in &targets {
-            let t = Instant::now();
-            let l = tomo_store::disk::Lazy::open(r.idx, Default::default())?;
-            let tree = tomo_query::why(&l, e, &opts);
-            tree.write_json(&l, &mut std::io::sink())?;
-            lazy.push(t.elapsed().as_secs_f64() * 1e3);
-            nodes += tree.graph_nodes().count();
-            capped += tree.capped as usize;
-            chunks += l.chunks_read();
-            if let Some(err) = l.error() {
-                bail!("{err}");
-            }
-        }
-        lazy.sort_by(|a, b| a.total_cmp(b));
+        let InPlace {
+            lat_ms: lazy,
+            nodes,
+            chunks,
+            capped,
+        } = why_in_place(r.idx, &targets, &opts)?;
         let k = targets.len().max(1) as f64;
         lineage.push(serde_json::json!({
             "depth": depth,
