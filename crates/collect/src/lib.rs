@@ -286,6 +286,11 @@ async fn run_async(opts: &CollectOptions, stop: &AtomicBool) -> Result<CollectSt
     let mut last_index = Instant::now();
     let mut last_data = Instant::now();
     let mut indexed_blocks = 0u64;
+    // The store update runs on its own thread: it rewrites the whole store
+    // (seconds to minutes as the collection grows), and run on this loop it
+    // kept the member from heartbeating for longer than its session, so the
+    // broker took its partitions away and the group rebalanced.
+    let mut indexing: Option<std::thread::JoinHandle<IndexOutcome>> = None;
     while !stop.load(Ordering::SeqCst) {
         if sess.is_none() {
             match session(opts).await {
@@ -382,11 +387,24 @@ async fn run_async(opts: &CollectOptions, stop: &AtomicBool) -> Result<CollectSt
             backoff = (backoff * 2).min(Duration::from_secs(3));
             continue;
         }
+        if indexing.as_ref().is_some_and(|h| h.is_finished()) {
+            if let Some(h) = indexing.take() {
+                finish_index(h, &opts.out, &mut st);
+            }
+            // The interval counts from the end of the last update, so a
+            // slow update is followed by a pause, not by the next one.
+            last_index = Instant::now();
+        }
         if let Some(iv) = opts.index_every {
-            if last_index.elapsed() >= iv && st.blocks + st.finished_recordings > indexed_blocks {
-                last_index = Instant::now();
+            if indexing.is_none()
+                && last_index.elapsed() >= iv
+                && st.blocks + st.finished_recordings > indexed_blocks
+            {
                 indexed_blocks = st.blocks + st.finished_recordings;
-                index(&opts.out, &mut st);
+                // What the update reads must be in the replicas' files.
+                reps.sync()?;
+                let out = opts.out.clone();
+                indexing = Some(std::thread::spawn(move || index(&out)));
             }
         }
         if let Some(idle) = opts.idle_exit {
@@ -407,20 +425,57 @@ async fn run_async(opts: &CollectOptions, stop: &AtomicBool) -> Result<CollectSt
             tracing::debug!("collect: leave: {e}");
         }
     }
-    index(&opts.out, &mut st);
+    if let Some(h) = indexing.take() {
+        finish_index(h, &opts.out, &mut st);
+    }
+    let last = index(&opts.out);
+    last.apply(&mut st);
     Ok(st)
 }
 
-/// Brings the collection's store up to date.
-fn index(out: &Path, st: &mut CollectStats) {
-    match tomo_ingest::collection::update(out, tomo_ingest::index::BadStore::Rebuild, &mut |_| {}) {
-        Ok((_, rep)) => {
+/// What a store update did, for the stats.
+struct IndexOutcome {
+    events: Option<u64>,
+    problem: Option<String>,
+}
+
+impl IndexOutcome {
+    fn apply(self, st: &mut CollectStats) {
+        if let Some(n) = self.events {
             st.store_updates += 1;
-            st.store_events = rep.meta.events;
-            if let Some(e) = rep.write_error {
-                st.problem(format!("{}: cannot write the store: {e}", out.display()));
+            st.store_events = n;
+        }
+        if let Some(p) = self.problem {
+            st.problem(p);
+        }
+    }
+}
+
+fn finish_index(h: std::thread::JoinHandle<IndexOutcome>, out: &Path, st: &mut CollectStats) {
+    match h.join() {
+        Ok(o) => o.apply(st),
+        Err(_) => st.problem(format!("{}: the store update panicked", out.display())),
+    }
+}
+
+/// Brings the collection's store up to date. Replicas may be appended to
+/// meanwhile: a block the update finds half written ends its reading there
+/// (the store keeps whole blocks only) and the next update goes on from it.
+fn index(out: &Path) -> IndexOutcome {
+    match tomo_ingest::collection::update(out, tomo_ingest::index::BadStore::Rebuild, &mut |_| {}) {
+        Ok((g, rep)) => {
+            // Freed on this thread, not on the loop's.
+            drop(g);
+            IndexOutcome {
+                events: Some(rep.meta.events),
+                problem: rep
+                    .write_error
+                    .map(|e| format!("{}: cannot write the store: {e}", out.display())),
             }
         }
-        Err(e) => st.problem(format!("{}: cannot update the store: {e}", out.display())),
+        Err(e) => IndexOutcome {
+            events: None,
+            problem: Some(format!("{}: cannot update the store: {e}", out.display())),
+        },
     }
 }
