@@ -24,7 +24,7 @@ use tomo_kafka::rskafka::client::error::{Error as RsError, ProtocolError};
 use tomo_kafka::rskafka::client::partition::{OffsetAt, PartitionClient};
 use tomo_kafka::rskafka::client::Client;
 use tomo_kafka::{KafkaError, KafkaUrl, Security};
-use tomo_log::{Appended, LogError, Replica, ReplicaOrigin, ShippedBlock};
+use tomo_log::{Appended, LogError, Replica, ReplicaOrigin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
@@ -162,27 +162,14 @@ fn apply(reps: &mut Replicas, value: &[u8], where_: &str, st: &mut CollectStats)
         }
     };
     let res = match &f.body {
-        Body::Block(b) => rep
-            .append(&ShippedBlock {
-                segment: b.segment,
-                index: b.index,
-                raw_len: b.raw_len,
-                events: b.events,
-                first_seq: b.first_seq,
-                last_seq: b.last_seq,
-                min_ts: b.min_ts,
-                max_ts: b.max_ts,
-                chain: b.chain,
-                payload: &b.payload,
-            })
-            .map(|a| {
-                if a == Appended::Added {
-                    st.blocks += 1;
-                    st.events += b.events as u64;
-                } else {
-                    st.duplicates += 1;
-                }
-            }),
+        Body::Block(b) => rep.append(&b.borrowed()).map(|a| {
+            if a == Appended::Added {
+                st.blocks += 1;
+                st.events += b.events as u64;
+            } else {
+                st.duplicates += 1;
+            }
+        }),
         Body::End(e) => {
             let was = rep.finished();
             rep.finish(e.events, e.blocks, e.chain_head).map(|()| {

@@ -40,22 +40,9 @@ pub struct Origin {
     pub meta_json: Vec<u8>,
 }
 
-/// One sealed block, as in the agent's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Block {
-    pub segment: u32,
-    /// Index of the block in the whole recording (0-based).
-    pub index: u64,
-    pub raw_len: u32,
-    pub events: u32,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub min_ts: u64,
-    pub max_ts: u64,
-    /// Chain value after this block.
-    pub chain: [u8; 32],
-    pub payload: Vec<u8>,
-}
+/// One sealed block, as in the agent's log: what a replica appends, with
+/// the payload owned.
+pub type Block = tomo_log::ShippedBlock<Vec<u8>>;
 
 /// The recording was finished (trailer written) after `blocks` blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,9 +31,11 @@ pub struct ReplicaOrigin {
     pub schema_version: u32,
 }
 
-/// A block as shipped: its place in the recording and its header fields.
+/// A block as shipped: its place in the recording, its header fields and
+/// its payload (`&[u8]` to append it, `Vec<u8>` as a wire frame carries
+/// it: `tomo_kafka::frame::Block`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShippedBlock<'a> {
+pub struct ShippedBlock<P> {
     pub segment: u32,
     /// Index of the block in the whole recording (0-based).
     pub index: u64,
@@ -45,7 +47,25 @@ pub struct ShippedBlock<'a> {
     pub max_ts: u64,
     /// The chain value the original has after this block.
     pub chain: [u8; 32],
-    pub payload: &'a [u8],
+    pub payload: P,
+}
+
+impl<P: AsRef<[u8]>> ShippedBlock<P> {
+    /// The same block with its payload borrowed.
+    pub fn borrowed(&self) -> ShippedBlock<&[u8]> {
+        ShippedBlock {
+            segment: self.segment,
+            index: self.index,
+            raw_len: self.raw_len,
+            events: self.events,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            chain: self.chain,
+            payload: self.payload.as_ref(),
+        }
+    }
 }
 
 /// What [`Replica::append`] did with a block.
@@ -241,7 +261,7 @@ impl Replica {
 
     /// Appends a shipped block (see the module docs for duplicates, gaps and
     /// chain checks). The block reaches the disk with [`Replica::sync`].
-    pub fn append(&mut self, b: &ShippedBlock<'_>) -> Result<Appended, LogError> {
+    pub fn append(&mut self, b: &ShippedBlock<&[u8]>) -> Result<Appended, LogError> {
         let invalid = |reason: String| LogError::Invalid {
             path: self.dir.clone(),
             reason,

@@ -67,7 +67,7 @@ fn blocks(dir: &Path) -> (ReplicaOrigin, Vec<Owned>, End) {
     (origin, out, end)
 }
 
-fn shipped(b: &Owned) -> ShippedBlock<'_> {
+fn shipped(b: &Owned) -> ShippedBlock<&[u8]> {
     ShippedBlock {
         segment: b.segment,
         index: b.index,
