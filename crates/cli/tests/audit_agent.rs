@@ -455,10 +455,11 @@ impl Expected {
         let got_why = why_names(host, &self.pipe_w.p("out.tgz"), &self.pipe_w);
         let me = std::env::current_exe().unwrap();
         let me = me.file_name().unwrap().to_string_lossy();
-        // "tomo": the other tests of this binary run in parallel threads of
-        // the same process and read the output of the `tomo` commands they
-        // start, so the test process, upstream of the pipeline, has read
-        // from a tomo whenever they overlap.
+        // "tomo": the other tests of this binary run in threads of the same
+        // process and read the output of the `tomo` commands they start;
+        // they now wait for the lock before starting any, but the name
+        // stays allowed: it is upstream of the pipeline only through this
+        // test process, like auditctl.
         let upstream: BTreeSet<String> = [&*me, "auditctl", "tomo"]
             .iter()
             .chain(upstream)
@@ -515,10 +516,13 @@ fn audit_agent_matches_ptrace_and_cleans_up() {
         return;
     }
     require_root_and_tools(&["auditctl"]);
-    // The ptrace recordings first: the agent must not see them.
-    let exp = Expected::record();
-
+    // The lock first: the tests of this binary are threads of one process,
+    // so a system-wide recording made while another test compiles (cc) or
+    // records (tomo) shows the test process reading their output, upstream
+    // of the pipeline. Then the ptrace recordings: the agent must not see
+    // them.
     let _lock = lock();
+    let exp = Expected::record();
     let k = Kernel::take();
     let session = Work::new();
     let agent = AgentRun::start("audit", &session, &[]);
@@ -757,9 +761,9 @@ fn real_auditd_log_matches_ptrace() {
         return;
     }
     require_root_and_tools(&["auditctl", "auditd"]);
-    let exp = Expected::record();
-
+    // The lock first (see audit_agent_matches_ptrace_and_cleans_up).
     let _lock = lock();
+    let exp = Expected::record();
     let k = Kernel::take();
     let session = Work::new();
     let conf = write_auditd_conf(&session);
