@@ -24,7 +24,7 @@
 
 use super::codec::{self, columns, put, put_delta, put_opt, zigzag, Cur, R};
 use super::{MetaRec, UuidRoot};
-use crate::{EdgeKind, EntityKind, Graph};
+use crate::{EdgeKind, Entity, EntityKind, ExecInfo, Graph, ProcessInfo};
 use std::ops::Range;
 use std::path::Path;
 use uuid::Uuid;
@@ -45,6 +45,48 @@ pub(super) struct LEnt {
     pub gen: u32,
     pub process: Option<LProc>,
     pub versions: Vec<u32>,
+}
+
+impl LEnt {
+    /// The entity as a graph holds it, its strings looked up with `s` and
+    /// its UUID and version list given (a loader moves the list, a reader in
+    /// place copies it out of its cached chunk).
+    pub fn to_entity(&self, uuid: Uuid, versions: Vec<u32>, s: impl Fn(u32) -> String) -> Entity {
+        Entity {
+            uuid,
+            kind: self.kind,
+            names: self.names.iter().map(|&i| s(i)).collect(),
+            versions,
+            dev_ino: self.dev_ino,
+            process: self.process.as_ref().map(|p| {
+                Box::new(ProcessInfo {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    start_ticks: p.start_ticks,
+                    parent: p.parent,
+                    start_ns: p.start_ns,
+                    end_ns: p.end_ns,
+                    exit_code: p.exit_code,
+                    exit_signal: p.exit_signal,
+                    uid: p.uid,
+                    euid: p.euid,
+                    execs: p
+                        .execs
+                        .iter()
+                        .map(|x| ExecInfo {
+                            exe: s(x.exe),
+                            argv: x.argv.iter().map(|&a| s(a)).collect(),
+                            ts_ns: x.ts_ns,
+                        })
+                        .collect(),
+                    exe: p.exe.map(&s),
+                    argv: p.argv.iter().map(|&a| s(a)).collect(),
+                    cwd: p.cwd.map(&s),
+                })
+            }),
+            first_ns: self.first_ns,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -21,10 +21,7 @@ use super::{
     corrupt, inflate, io, read_meta, sections, sizes_of, MetaRec, Section, Sizes, Src, StoreError,
     ENTS, NAME, NODE, STRS,
 };
-use crate::{
-    Edge, EdgeId, EdgeKind, Entity, EntityId, EntityKind, ExecInfo, GraphRead, Node, NodeId,
-    ProcessInfo,
-};
+use crate::{Edge, EdgeId, EdgeKind, Entity, EntityId, EntityKind, GraphRead, Node, NodeId};
 use elsa::FrozenMap;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -495,41 +492,7 @@ impl Lazy {
     }
 
     fn build_entity(&self, le: &LEnt) -> Entity {
-        let s = |i: u32| self.string(i);
-        Entity {
-            uuid: self.ctx.uuid(le),
-            kind: le.kind,
-            names: le.names.iter().map(|&i| s(i)).collect(),
-            versions: le.versions.clone(),
-            dev_ino: le.dev_ino,
-            process: le.process.as_ref().map(|p| {
-                Box::new(ProcessInfo {
-                    pid: p.pid,
-                    ppid: p.ppid,
-                    start_ticks: p.start_ticks,
-                    parent: p.parent,
-                    start_ns: p.start_ns,
-                    end_ns: p.end_ns,
-                    exit_code: p.exit_code,
-                    exit_signal: p.exit_signal,
-                    uid: p.uid,
-                    euid: p.euid,
-                    execs: p
-                        .execs
-                        .iter()
-                        .map(|x| ExecInfo {
-                            exe: s(x.exe),
-                            argv: x.argv.iter().map(|&a| s(a)).collect(),
-                            ts_ns: x.ts_ns,
-                        })
-                        .collect(),
-                    exe: p.exe.map(s),
-                    argv: p.argv.iter().map(|&a| s(a)).collect(),
-                    cwd: p.cwd.map(s),
-                })
-            }),
-            first_ns: le.first_ns,
-        }
+        le.to_entity(self.ctx.uuid(le), le.versions.clone(), |i| self.string(i))
     }
 
     /// Node `n` as decoded, with its chunk.

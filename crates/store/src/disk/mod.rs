@@ -42,7 +42,7 @@ mod lazy;
 
 pub use lazy::{memory_limit, Lazy, LazyOptions};
 
-use crate::{Edge, EdgeKind, Entity, EntityKind, ExecInfo, Graph, Node, ProcessInfo};
+use crate::{Edge, EdgeKind, Entity, EntityKind, Graph, Node};
 use chunk::{Ctx, EntChunk, NodeChunk};
 use codec::{put, put_opt, Cur};
 use std::borrow::Cow;
@@ -1007,43 +1007,9 @@ pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Opened, StoreError> {
         let c: EntChunk = ctx
             .decode_ents(&raw, first, loc.items)
             .map_err(|e| corrupt(path, loc.off, e))?;
-        for (j, le) in c.ents.into_iter().enumerate() {
-            let uuid = ctx.uuid(&le);
-            let _ = j;
-            entities.push(Entity {
-                uuid,
-                kind: le.kind,
-                names: le.names.iter().map(|&i| s(i)).collect(),
-                versions: le.versions,
-                dev_ino: le.dev_ino,
-                process: le.process.map(|p| {
-                    Box::new(ProcessInfo {
-                        pid: p.pid,
-                        ppid: p.ppid,
-                        start_ticks: p.start_ticks,
-                        parent: p.parent,
-                        start_ns: p.start_ns,
-                        end_ns: p.end_ns,
-                        exit_code: p.exit_code,
-                        exit_signal: p.exit_signal,
-                        uid: p.uid,
-                        euid: p.euid,
-                        execs: p
-                            .execs
-                            .iter()
-                            .map(|x| ExecInfo {
-                                exe: s(x.exe),
-                                argv: x.argv.iter().map(|&a| s(a)).collect(),
-                                ts_ns: x.ts_ns,
-                            })
-                            .collect(),
-                        exe: p.exe.map(s),
-                        argv: p.argv.iter().map(|&a| s(a)).collect(),
-                        cwd: p.cwd.map(s),
-                    })
-                }),
-                first_ns: le.first_ns,
-            });
+        for mut le in c.ents {
+            let versions = std::mem::take(&mut le.versions);
+            entities.push(le.to_entity(ctx.uuid(&le), versions, s));
         }
     }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Flow, GraphRead};
+use crate::{ExecInfo, Flow, GraphRead};
 use uuid::Uuid;
 
 fn sample() -> Graph {
