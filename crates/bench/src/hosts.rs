@@ -73,9 +73,7 @@ pub struct HostsArgs {
     index_every: f64,
     /// The collector's `--idle-exit` (seconds): only a safety net, since
     /// the benchmark stops the collector (SIGTERM: final sync, commit and
-    /// index) as soon as the collection is complete. tomo-collect counts
-    /// time spent indexing as idle time, so a short value can make it exit
-    /// with records still in the broker.
+    /// index) as soon as the collection is complete.
     #[arg(long, default_value_t = 60.0)]
     idle_exit: f64,
     /// Partitions of each step's topic.
@@ -404,6 +402,30 @@ impl Collector {
         false
     }
 
+    /// One RSS sample of the collector; kills it, once, when it
+    /// is above `max_mib`, and says so in `failures`.
+    fn watch_rss(
+        &mut self,
+        t0: Instant,
+        max_mib: u64,
+        killed: &mut bool,
+        failures: &mut Vec<String>,
+    ) {
+        let Some(k) = status_kib(self.pid, "VmRSS:") else {
+            return;
+        };
+        self.rss_samples.push((t0.elapsed().as_secs_f64(), k));
+        if k > max_mib * 1024 && !*killed {
+            failures.push(format!(
+                "collector RSS {} above --max-rss-mib {}: killed",
+                human_bytes(k * 1024),
+                max_mib
+            ));
+            self.signal(libc::SIGKILL);
+            *killed = true;
+        }
+    }
+
     fn signal(&self, sig: i32) {
         if self.done.is_none() {
             // SAFETY: plain kill(2) of our own unreaped child.
@@ -683,10 +705,9 @@ fn step(
         .spawn()
         .with_context(|| format!("cannot start {} collect", tomo.display()))?;
     let stdout = child.stdout.take();
-    let pid = child.id() as i32;
     let mut col = Collector {
+        pid: child.id() as i32,
         child,
-        pid,
         done: None,
         peak_rss_kib: 0,
         rss_samples: Vec::new(),
@@ -733,22 +754,10 @@ fn step(
     let mut complete_at: Option<Instant> = None;
     let mut failures: Vec<String> = Vec::new();
     let mut killed = false;
-    let max_kib = a.max_rss_mib * 1024;
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let exited = col.poll();
-        if let Some(k) = status_kib(pid, "VmRSS:") {
-            col.rss_samples.push((t_gen.elapsed().as_secs_f64(), k));
-            if k > max_kib && !killed {
-                failures.push(format!(
-                    "collector RSS {} above --max-rss-mib {}: killed",
-                    human_bytes(k * 1024),
-                    a.max_rss_mib
-                ));
-                col.signal(libc::SIGKILL);
-                killed = true;
-            }
-        }
+        col.watch_rss(t_gen, a.max_rss_mib, &mut killed, &mut failures);
         if let Some(b) = broker {
             if let Some(k) = status_kib(b.pid(), "VmHWM:") {
                 broker_peak_kib = broker_peak_kib.max(k);
@@ -840,18 +849,7 @@ fn step(
                 broker_peak_kib = broker_peak_kib.max(k);
             }
         }
-        if let Some(k) = status_kib(pid, "VmRSS:") {
-            col.rss_samples.push((t_gen.elapsed().as_secs_f64(), k));
-            if k > max_kib && !killed {
-                failures.push(format!(
-                    "collector RSS {} above --max-rss-mib {}: killed",
-                    human_bytes(k * 1024),
-                    a.max_rss_mib
-                ));
-                col.signal(libc::SIGKILL);
-                killed = true;
-            }
-        }
+        col.watch_rss(t_gen, a.max_rss_mib, &mut killed, &mut failures);
         if Instant::now() > wait_until && !killed_late {
             failures.push("the collector did not exit within 600 s of SIGTERM: killed".into());
             col.signal(libc::SIGKILL);
